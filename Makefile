@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# snapblk top-level Makefile.
+#
+#   make                build snapblk.ko for every supported kernel whose
+#                       headers are installed, and the userspace tools
+#   make KVER=R         build the module for kernel release R only
+#   make KDIR=D         build the module against the kernel tree D only
+#   make check          host tests + VM selftests on every kernel + checkpatch
+#   make vm [KVER=R]    interactive shell in the test VM
+#   make deps           install the Debian packages the project needs
+#   make checkpatch     checkpatch.pl --strict over kmod/ and include/
+#   make clean
+
+# Kernel series we support; a release counts when /lib/modules/<r>/build
+# exists and <r> starts with one of these.
+SUPPORTED_SERIES := 6.1 6.12
+
+TOP := $(abspath .)
+B := $(TOP)/build
+
+ifneq ($(KDIR),)
+KVER := $(shell $(MAKE) -s -C $(KDIR) kernelrelease 2>/dev/null)
+KERNELS := $(KVER)
+kdir = $(KDIR)
+else ifneq ($(KVER),)
+KERNELS := $(KVER)
+kdir = /lib/modules/$(1)/build
+else
+KERNELS := $(sort $(foreach s,$(SUPPORTED_SERIES),\
+	$(patsubst /lib/modules/%/build,%,\
+	$(wildcard /lib/modules/$(s).*/build))))
+kdir = /lib/modules/$(1)/build
+endif
+
+KMOD_SRCS := $(wildcard $(TOP)/kmod/*.c $(TOP)/kmod/*.h) $(TOP)/Kbuild \
+	     $(wildcard $(TOP)/include/uapi/linux/*.h)
+MODULES := $(foreach k,$(KERNELS),$(B)/$(k)/snapblk.ko)
+
+# ---------------------------------------------------------------- userspace
+CC ?= cc
+USER_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+	       -I$(TOP)/include/uapi -I$(TOP)/user $(CFLAGS)
+NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null)
+NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
+
+USER_LIB_SRCS := user/util.c user/genl.c
+USER_LIB_OBJS := $(patsubst user/%.c,$(B)/obj/user/%.o,$(USER_LIB_SRCS))
+TOOLS := $(B)/bin/snapblk
+
+# ---------------------------------------------------------------- selftests
+KSFT_DIR := $(B)/ksrc/tools/testing/selftests
+SELFTEST_C := $(wildcard selftests/*.c)
+SELFTEST_BINS := $(patsubst selftests/%.c,$(B)/selftests/%,$(SELFTEST_C))
+HOSTTEST_C := $(wildcard user/tests/*.c)
+HOSTTEST_BINS := $(patsubst user/tests/%.c,$(B)/tests/%,$(HOSTTEST_C))
+
+.PHONY: all modules user selftests hosttests check vm deps depcheck \
+	checkpatch clean help
+.DEFAULT_GOAL := all
+
+all: depcheck modules user selftests
+
+help:
+	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+
+deps:
+	@$(TOP)/scripts/install-deps
+
+# Installs what is missing (quick no-op otherwise) so that a fresh Debian
+# 12 machine needs nothing by hand.  SNAPBLK_NO_DEPS=1 skips it.
+depcheck:
+ifeq ($(SNAPBLK_NO_DEPS),)
+	@$(TOP)/scripts/install-deps --check 2>/dev/null || \
+		$(TOP)/scripts/install-deps
+endif
+
+modules: $(MODULES)
+
+# Kbuild runs in build/<release>/ with links back to the sources so that
+# every kernel gets its own objects.  W=1 warnings are errors.
+$(B)/%/snapblk.ko: $(KMOD_SRCS) | depcheck
+	@mkdir -p $(B)/$*/kmod
+	@ln -sfn $(TOP)/include $(B)/$*/include
+	@ln -sf $(TOP)/Kbuild $(B)/$*/Kbuild
+	@for f in $(TOP)/kmod/*.[ch]; do ln -sf $$f $(B)/$*/kmod/; done
+	@find -L $(B)/$*/kmod -maxdepth 1 -type l -delete
+	$(MAKE) -C $(call kdir,$*) M=$(B)/$* W=1 KCFLAGS=-Werror modules
+
+user: $(TOOLS)
+
+$(B)/obj/user/%.o: user/%.c $(wildcard user/*.h) include/uapi/linux/snapblk.h
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -c -o $@ $<
+
+$(B)/bin/snapblk: $(B)/obj/user/snapblk.o $(USER_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(NL_LIBS)
+
+$(KSFT_DIR)/kselftest_harness.h:
+	@$(TOP)/scripts/ksrc-extract $(B)/ksrc
+
+selftests: $(SELFTEST_BINS)
+
+$(B)/selftests/%: selftests/%.c $(KSFT_DIR)/kselftest_harness.h \
+		  include/uapi/linux/snapblk.h $(USER_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -I$(KSFT_DIR) -o $@ $< \
+		$(USER_LIB_OBJS) $(NL_LIBS)
+
+hosttests: $(HOSTTEST_BINS)
+
+$(B)/tests/%: user/tests/%.c $(USER_LIB_OBJS) $(KSFT_DIR)/kselftest_harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -I$(KSFT_DIR) -o $@ $< \
+		$(USER_LIB_OBJS) $(NL_LIBS)
+
+check: all hosttests
+	@$(TOP)/scripts/check $(KERNELS)
+
+vm: all
+	@$(TOP)/selftests/run-vm --interactive \
+		$(if $(KVER),--kernel $(KVER)) -- /bin/sh
+
+checkpatch: $(KSFT_DIR)/kselftest_harness.h
+	@$(TOP)/scripts/checkpatch
+
+clean:
+	rm -rf $(B)

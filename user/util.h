@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the snapblk userspace tools: the one error reporter
+ * every tool uses.  Messages have the form
+ *
+ *	prog: what failed: why
+ *	prog: what to do about it
+ */
+#ifndef SNAPBLK_USER_UTIL_H
+#define SNAPBLK_USER_UTIL_H
+
+#include <stdnoreturn.h>
+
+/* Set once by main(); prefixes every message. */
+extern const char *prog_name;
+
+/* Exit statuses shared by all tools (documented in their man pages). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,		/* the operation failed */
+	EXIT_USAGE = 2,		/* bad command line */
+};
+
+/*
+ * Print "prog: <what>: <strerror(err)>" (": why" left out when err is 0),
+ * then "prog: <hint>" when hint is not NULL.
+ */
+void err_report(int err, const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* err_report(), then exit(status). */
+noreturn void die(int status, int err, const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Write s to stdout as a JSON string literal, quotes included. */
+void json_print_string(const char *s);
+
+#endif
