@@ -47,6 +47,13 @@ NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
 USER_LIB_SRCS := user/util.c user/genl.c
 USER_LIB_OBJS := $(patsubst user/%.c,$(B)/obj/user/%.o,$(USER_LIB_SRCS))
 TOOLS := $(B)/bin/snapblk
+# Extra objects and libraries host tests link with; user/*.mk add to them.
+HOSTTEST_OBJS :=
+HOSTTEST_LIBS :=
+
+# Each further tool has a fragment user/<tool>.mk that adds to TOOLS,
+# HOSTTEST_OBJS and HOSTTEST_LIBS and gives its link rule.
+include $(sort $(wildcard user/*.mk))
 
 # ---------------------------------------------------------------- selftests
 KSFT_DIR := $(B)/ksrc/tools/testing/selftests
@@ -79,13 +86,20 @@ modules: $(MODULES)
 
 # Kbuild runs in build/<release>/ with links back to the sources so that
 # every kernel gets its own objects.  W=1 warnings are errors.
+KBUILD_FLAGS := W=1 KCFLAGS=-Werror
 $(B)/%/snapblk.ko: $(KMOD_SRCS) | depcheck
-	@mkdir -p $(B)/$*/kmod
-	@ln -sfn $(TOP)/include $(B)/$*/include
-	@ln -sf $(TOP)/Kbuild $(B)/$*/Kbuild
-	@for f in $(TOP)/kmod/*.[ch]; do ln -sf $$f $(B)/$*/kmod/; done
-	@find -L $(B)/$*/kmod -maxdepth 1 -type l -delete
-	$(MAKE) -C $(call kdir,$*) M=$(B)/$* W=1 KCFLAGS=-Werror modules
+	@$(TOP)/scripts/kbuild-dir $(B)/$* $(TOP)/Kbuild $(TOP)/kmod:kmod
+	$(MAKE) -C $(call kdir,$*) M=$(B)/$* $(KBUILD_FLAGS) modules
+
+# Test-only modules (selftests/modules/), never installed.
+TESTMOD_SRCS := $(wildcard $(TOP)/selftests/modules/*) $(TOP)/kmod/compat.h
+TESTMODS := $(foreach k,$(KERNELS),$(B)/$(k)/selftests-modules/snapblk_compat.ko)
+$(B)/%/selftests-modules/snapblk_compat.ko: $(TESTMOD_SRCS) | depcheck
+	@$(TOP)/scripts/kbuild-dir $(B)/$*/selftests-modules \
+		$(TOP)/selftests/modules/Kbuild $(TOP)/selftests/modules:. \
+		$(TOP)/kmod:kmod
+	$(MAKE) -C $(call kdir,$*) M=$(B)/$*/selftests-modules \
+		$(KBUILD_FLAGS) modules
 
 user: $(TOOLS)
 
@@ -100,20 +114,21 @@ $(B)/bin/snapblk: $(B)/obj/user/snapblk.o $(USER_LIB_OBJS)
 $(KSFT_DIR)/kselftest_harness.h:
 	@$(TOP)/scripts/ksrc-extract $(B)/ksrc
 
-selftests: $(SELFTEST_BINS)
+selftests: $(SELFTEST_BINS) $(TESTMODS)
 
 $(B)/selftests/%: selftests/%.c $(KSFT_DIR)/kselftest_harness.h \
 		  include/uapi/linux/snapblk.h $(USER_LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -I$(KSFT_DIR) -o $@ $< \
+	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< \
 		$(USER_LIB_OBJS) $(NL_LIBS)
 
 hosttests: $(HOSTTEST_BINS)
 
-$(B)/tests/%: user/tests/%.c $(USER_LIB_OBJS) $(KSFT_DIR)/kselftest_harness.h
+$(B)/tests/%: user/tests/%.c $(USER_LIB_OBJS) $(HOSTTEST_OBJS) \
+	      $(KSFT_DIR)/kselftest_harness.h
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -I$(KSFT_DIR) -o $@ $< \
-		$(USER_LIB_OBJS) $(NL_LIBS)
+	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< \
+		$(HOSTTEST_OBJS) $(USER_LIB_OBJS) $(NL_LIBS) $(HOSTTEST_LIBS)
 
 check: all hosttests
 	@$(TOP)/scripts/check $(KERNELS)

@@ -45,6 +45,7 @@ static int fn##_bdev(struct gendisk *disk, blk_mode_t mode)		\
 {									\
 	return fn(disk);						\
 }
+
 #define SNAPBLK_BDEV_RELEASE_ADAPTER(fn)				\
 static void fn##_bdev(struct gendisk *disk)				\
 {									\
@@ -56,6 +57,7 @@ static int fn##_bdev(struct block_device *bdev, fmode_t mode)		\
 {									\
 	return fn(bdev->bd_disk);					\
 }
+
 #define SNAPBLK_BDEV_RELEASE_ADAPTER(fn)				\
 static void fn##_bdev(struct gendisk *disk, fmode_t mode)		\
 {									\

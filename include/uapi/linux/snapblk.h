@@ -53,6 +53,7 @@ enum snapblk_cmd {
 
 	__SNAPBLK_CMD_MAX,
 };
+
 #define SNAPBLK_CMD_MAX (__SNAPBLK_CMD_MAX - 1)
 
 enum snapblk_attr {
@@ -62,6 +63,7 @@ enum snapblk_attr {
 
 	__SNAPBLK_ATTR_MAX,
 };
+
 #define SNAPBLK_ATTR_MAX (__SNAPBLK_ATTR_MAX - 1)
 
 /* Longest module version string, including the terminating NUL. */

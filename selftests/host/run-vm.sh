@@ -1,0 +1,34 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Host-side check of selftests/run-vm itself: a run whose guest kernel
+# WARNs (selftests/modules/snapblk_warn.ko) must fail with status 125 and
+# name the warning, and a clean run must pass CMD's status through.
+source "${KTAP_HELPERS:?run through make check}"
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+k=${RUNNER_KERNEL:-$(ls /boot | sed -n 's/^vmlinuz-\(6\.12\..*\)/\1/p' | sort -V | tail -n 1)}
+[ -n "$k" ] || k=$(ls /boot | sed -n 's/^vmlinuz-//p' | sort -V | tail -n 1)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+ktap_print_header
+ktap_set_plan 2
+
+"$top/selftests/run-vm" --kernel "$k" -- sh -c \
+	"insmod $top/build/$k/selftests-modules/snapblk_warn.ko && exit 7" \
+	> "$out" 2>&1
+rc=$?
+sed 's/^/# /' "$out"
+if [ "$rc" = 125 ] && grep -q 'WARNING' "$out"; then
+	ktap_test_pass "run-vm fails a run whose guest WARNs ($k)"
+else
+	ktap_test_fail "run-vm fails a run whose guest WARNs ($k; exit $rc)"
+fi
+
+"$top/selftests/run-vm" --kernel "$k" -- sh -c 'exit 7' > "$out" 2>&1
+rc=$?
+[ "$rc" = 7 ] && ktap_test_pass "run-vm passes CMD's exit status through" ||
+	ktap_test_fail "run-vm passes CMD's exit status through (got $rc)"
+
+ktap_finished
