@@ -19,6 +19,19 @@ SUPPORTED_SERIES := 6.1 6.12
 TOP := $(abspath .)
 B := $(TOP)/build
 
+# Install missing Debian packages before anything below looks for kernels,
+# headers or libraries, so that a fresh Debian 12 machine needs nothing by
+# hand (a quick no-op when all are present).  SNAPBLK_NO_DEPS=1 skips it.
+ifeq ($(SNAPBLK_NO_DEPS)$(filter clean help deps,$(MAKECMDGOALS)),)
+ifneq ($(shell $(TOP)/scripts/install-deps --check >/dev/null 2>&1; echo $$?),0)
+$(info make: installing missing packages (scripts/install-deps))
+ifneq ($(shell $(TOP)/scripts/install-deps >&2; echo $$?),0)
+$(error installing packages failed: see above, or run 'make deps')
+endif
+endif
+endif
+export SNAPBLK_NO_DEPS := 1
+
 ifneq ($(KDIR),)
 KVER := $(shell $(MAKE) -s -C $(KDIR) kernelrelease 2>/dev/null)
 KERNELS := $(KVER)
@@ -62,39 +75,31 @@ SELFTEST_BINS := $(patsubst selftests/%.c,$(B)/selftests/%,$(SELFTEST_C))
 HOSTTEST_C := $(wildcard user/tests/*.c)
 HOSTTEST_BINS := $(patsubst user/tests/%.c,$(B)/tests/%,$(HOSTTEST_C))
 
-.PHONY: all modules user selftests hosttests check vm deps depcheck \
+.PHONY: all modules user selftests hosttests check vm deps \
 	checkpatch clean help
 .DEFAULT_GOAL := all
 
-all: depcheck modules user selftests
+all: modules user selftests
 
 help:
-	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@$(TOP)/scripts/install-deps
-
-# Installs what is missing (quick no-op otherwise) so that a fresh Debian
-# 12 machine needs nothing by hand.  SNAPBLK_NO_DEPS=1 skips it.
-depcheck:
-ifeq ($(SNAPBLK_NO_DEPS),)
-	@$(TOP)/scripts/install-deps --check 2>/dev/null || \
-		$(TOP)/scripts/install-deps
-endif
 
 modules: $(MODULES)
 
 # Kbuild runs in build/<release>/ with links back to the sources so that
 # every kernel gets its own objects.  W=1 warnings are errors.
 KBUILD_FLAGS := W=1 KCFLAGS=-Werror
-$(B)/%/snapblk.ko: $(KMOD_SRCS) | depcheck
+$(B)/%/snapblk.ko: $(KMOD_SRCS)
 	@$(TOP)/scripts/kbuild-dir $(B)/$* $(TOP)/Kbuild $(TOP)/kmod:kmod
 	$(MAKE) -C $(call kdir,$*) M=$(B)/$* $(KBUILD_FLAGS) modules
 
 # Test-only modules (selftests/modules/), never installed.
 TESTMOD_SRCS := $(wildcard $(TOP)/selftests/modules/*) $(TOP)/kmod/compat.h
 TESTMODS := $(foreach k,$(KERNELS),$(B)/$(k)/selftests-modules/snapblk_compat.ko)
-$(B)/%/selftests-modules/snapblk_compat.ko: $(TESTMOD_SRCS) | depcheck
+$(B)/%/selftests-modules/snapblk_compat.ko: $(TESTMOD_SRCS)
 	@$(TOP)/scripts/kbuild-dir $(B)/$*/selftests-modules \
 		$(TOP)/selftests/modules/Kbuild $(TOP)/selftests/modules:. \
 		$(TOP)/kmod:kmod

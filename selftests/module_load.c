@@ -54,6 +54,16 @@ static void slab_shrink_all(void)
 	closedir(d);
 }
 
+static void drop_caches(void)
+{
+	FILE *f = fopen("/proc/sys/vm/drop_caches", "w");
+
+	if (f) {
+		fputs("3\n", f);
+		fclose(f);
+	}
+}
+
 /* Snapshot /proc/slabinfo after dropping reclaimable caches. */
 static int slab_snapshot(struct slab_count *c, int max)
 {
@@ -61,14 +71,15 @@ static int slab_snapshot(struct slab_count *c, int max)
 	FILE *f;
 	int n = 0;
 
+	/*
+	 * Dropping caches also runs the kfree_rcu() shrinker, which hands
+	 * batched frees to RCU at once instead of after up to 5 s; then wait
+	 * for the grace period and the callbacks, and drop again.
+	 */
 	sync();
-	/* Let RCU-deferred frees (kfree_rcu(), call_rcu()) run first. */
+	drop_caches();
 	sleep(SETTLE_SECONDS);
-	f = fopen("/proc/sys/vm/drop_caches", "w");
-	if (f) {
-		fputs("3\n", f);
-		fclose(f);
-	}
+	drop_caches();
 	slab_shrink_all();
 	f = fopen("/proc/slabinfo", "r");
 	if (!f)
@@ -100,8 +111,18 @@ static int slab_growth(const char *ko, const char *name, const char *params,
 		       struct slab_count *grew)
 {
 	static struct slab_count before[MAX_CACHES];
+	char local[256];
 	int nb = 0, na, i, j, ret;
 
+	/*
+	 * Load from tmpfs: reading the module over the 9p root each time
+	 * would churn kmalloc caches by hundreds of objects.
+	 */
+	snprintf(local, sizeof(local), "/tmp/leakcheck-%s.ko", name);
+	ret = sb_copy_file(ko, local);
+	if (ret)
+		return ret;
+	ko = local;
 	if (sb_module_loaded(name))
 		sb_unload(name);
 	for (i = 0; i < 10 + CYCLES; i++) {
@@ -149,21 +170,19 @@ static int watched_cache(const char *name)
 }
 
 /*
- * The largest excess growth of a slab cache over CYCLES load/unload cycles
- * of @name against the same cycles of the control module, which allocates
- * nothing: loading any module makes the kernel itself keep a few objects
- * (measured: ~85 shared_policy_node objects per 100 loads on 6.12), and
- * those cancel out.  Only watched_cache() caches count.  A leak of one
- * object per load shows as CYCLES more objects.  Returns the excess, naming the cache in @worst, or -errno.
+ * Growth of each watched_cache() over CYCLES load/unload cycles of @name,
+ * beyond the growth over the same cycles of the control module, which
+ * allocates nothing: loading any module makes the kernel itself keep a few
+ * objects, and those cancel out.  Fills @excess; returns the number of
+ * entries or -errno.
  */
-static long leak_excess(const char *ko, const char *name, const char *params,
-			char worst[64])
+static int leak_excess(const char *ko, const char *name, const char *params,
+		       struct slab_count *excess)
 {
 	static struct slab_count ctl[MAX_CACHES], mod[MAX_CACHES];
 	char ctl_ko[4096];
 	struct utsname u;
-	long max = 0;
-	int nc, nm, i, j;
+	int nc, nm, i, j, n = 0;
 
 	uname(&u);
 	snprintf(ctl_ko, sizeof(ctl_ko),
@@ -174,22 +193,73 @@ static long leak_excess(const char *ko, const char *name, const char *params,
 	nm = slab_growth(ko, name, params, mod);
 	if (nm < 0)
 		return nm;
-	strcpy(worst, "(none)");
 	for (i = 0; i < nm; i++) {
 		long base = 0;
 
 		if (!watched_cache(mod[i].name))
 			continue;
+		/*
+		 * A cache that shrank during the control run freed older
+		 * objects; that credits nothing to the module.
+		 */
 		for (j = 0; j < nc; j++) {
 			if (!strcmp(mod[i].name, ctl[j].name)) {
-				base = ctl[j].active;
+				base = ctl[j].active > 0 ? ctl[j].active : 0;
 				break;
 			}
 		}
-		if (mod[i].active - base > max) {
-			max = mod[i].active - base;
-			memcpy(worst, mod[i].name, 64);
+		excess[n] = mod[i];
+		excess[n].active -= base;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * The largest excess growth of one cache that shows in every measurement,
+ * naming the cache in @worst, or -errno.  A leak of one object per load
+ * shows as CYCLES objects every time; other activity in the kernel
+ * (measured: up to a few hundred kmalloc-8 objects on 6.12, now and then)
+ * does not repeat in the same cache, so a cache past CYCLES / 2 is
+ * measured again, up to three times, and the smallest figure counts.
+ */
+static long consistent_excess(const char *ko, const char *name,
+			      const char *params, char worst[64])
+{
+	static struct slab_count low[MAX_CACHES], cur[MAX_CACHES];
+	int nl = 0, n, run, i, j;
+	long max = 0;
+
+	for (run = 0; run < 3; run++) {
+		n = leak_excess(ko, name, params, cur);
+		if (n < 0)
+			return n;
+		if (run == 0) {
+			memcpy(low, cur, n * sizeof(*cur));
+			nl = n;
 		}
+		for (i = 0; run && i < nl; i++) {
+			long seen = 0;
+
+			for (j = 0; j < n; j++) {
+				if (!strcmp(low[i].name, cur[j].name)) {
+					seen = cur[j].active;
+					break;
+				}
+			}
+			if (seen < low[i].active)
+				low[i].active = seen;
+		}
+		max = 0;
+		strcpy(worst, "(none)");
+		for (i = 0; i < nl; i++) {
+			if (low[i].active > max) {
+				max = low[i].active;
+				memcpy(worst, low[i].name, 64);
+			}
+		}
+		if (max < CYCLES / 2)
+			break;
 	}
 	return max;
 }
@@ -202,7 +272,7 @@ static void __attribute__((constructor)) leak_cycles_from_env(void)
 		CYCLES = atoi(env);
 }
 
-/* Leak checks take 2 x (10 + CYCLES) cycles: allow them time. */
+/* Leak checks take up to 6 x (10 + CYCLES) cycles: allow them time. */
 FIXTURE(leak) {
 };
 
@@ -219,7 +289,7 @@ TEST_F_TIMEOUT(leak, load_unload_cycles_leak_nothing, 600)
 	char worst[64];
 	long excess;
 
-	excess = leak_excess(sb_ko_path(), "snapblk", NULL, worst);
+	excess = consistent_excess(sb_ko_path(), "snapblk", NULL, worst);
 	ASSERT_GE(excess, 0) TH_LOG("load/unload failed: %s", strerror(-excess));
 	ksft_print_msg("largest slab growth over %d cycles beyond the control: %ld objects (%s)\n",
 		       CYCLES, excess, worst);
@@ -238,7 +308,7 @@ TEST_F_TIMEOUT(leak, leak_check_catches_a_leaking_module, 600)
 	uname(&u);
 	snprintf(ko, sizeof(ko),
 		 "build/%s/selftests-modules/snapblk_leak.ko", u.release);
-	excess = leak_excess(ko, "snapblk_leak", "leak_bytes=256", worst);
+	excess = consistent_excess(ko, "snapblk_leak", "leak_bytes=256", worst);
 	ASSERT_GE(excess, 0) TH_LOG("load/unload failed: %s", strerror(-excess));
 	ksft_print_msg("leaking module: largest excess growth %ld objects (%s)\n",
 		       excess, worst);
