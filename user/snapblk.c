@@ -14,7 +14,6 @@
 #include "genl.h"
 #include "util.h"
 
-#define SNAPBLK_TOOLS_VERSION "0.1.0"
 
 static bool opt_json;
 

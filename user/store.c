@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Directory chunk store with atomic, batched-durable writes.  See store.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chunk.h"
+#include "sb_file.h"
+#include "store.h"
+
+/* ".tmp-" + 64 hex + "-" + pid + "-" + sequence */
+#define TMP_NAME_LEN	(3 + 5 + 2 * SNAPBLK_ADDR_LEN + 24 + 1)
+
+struct pending {
+	char tmp[TMP_NAME_LEN];
+	char name[SB_STORE_NAME_LEN];
+};
+
+struct sb_store {
+	int dirfd;
+	uint32_t chunk_size;
+	pthread_mutex_t lock;
+	bool fanout_made[256];
+	unsigned long seq;
+	struct pending *pending;	/* written, not yet synced */
+	size_t npending, cap;
+	uint64_t pending_bytes;
+};
+
+void sb_store_name(const uint8_t addr[SNAPBLK_ADDR_LEN],
+		   char name[SB_STORE_NAME_LEN])
+{
+	char hex[2 * SNAPBLK_ADDR_LEN + 1];
+
+	sb_hex(addr, SNAPBLK_ADDR_LEN, hex);
+	snprintf(name, SB_STORE_NAME_LEN, "%.2s/%s", hex, hex);
+}
+
+int sb_store_open(const char *dir, uint32_t chunk_size, bool writable,
+		  struct sb_store **out)
+{
+	struct sb_store *st;
+	int fd;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (writable && faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
+		close(fd);
+		return -errno;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		close(fd);
+		return -ENOMEM;
+	}
+	st->dirfd = fd;
+	st->chunk_size = chunk_size;
+	pthread_mutex_init(&st->lock, NULL);
+	*out = st;
+	return 0;
+}
+
+void sb_store_close(struct sb_store *st)
+{
+	size_t i;
+
+	if (!st)
+		return;
+	for (i = 0; i < st->npending; i++)
+		unlinkat(st->dirfd, st->pending[i].tmp, 0);
+	free(st->pending);
+	pthread_mutex_destroy(&st->lock);
+	close(st->dirfd);
+	free(st);
+}
+
+int sb_store_has(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN])
+{
+	char name[SB_STORE_NAME_LEN];
+	struct stat s;
+
+	sb_store_name(addr, name);
+	if (fstatat(st->dirfd, name, &s, 0) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return S_ISREG(s.st_mode) && (uint64_t)s.st_size == st->chunk_size;
+}
+
+/* syncfs() the batch, then rename it into place. */
+static int commit(struct sb_store *st, struct pending *p, size_t n)
+{
+	int ret = 0;
+	size_t i;
+
+	if (n && syncfs(st->dirfd) < 0)
+		ret = -errno;
+	for (i = 0; i < n; i++) {
+		if (!ret && renameat(st->dirfd, p[i].tmp, st->dirfd,
+				     p[i].name) < 0)
+			ret = -errno;
+		if (ret)
+			unlinkat(st->dirfd, p[i].tmp, 0);
+	}
+	return ret;
+}
+
+static int make_fanout(struct sb_store *st, const char *name)
+{
+	char dir[3] = { name[0], name[1], '\0' };
+	unsigned int idx;
+	bool made;
+
+	idx = (unsigned int)strtoul(dir, NULL, 16);
+	pthread_mutex_lock(&st->lock);
+	made = st->fanout_made[idx];
+	pthread_mutex_unlock(&st->lock);
+	if (made)
+		return 0;
+	if (mkdirat(st->dirfd, dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	pthread_mutex_lock(&st->lock);
+	st->fanout_made[idx] = true;
+	pthread_mutex_unlock(&st->lock);
+	return 0;
+}
+
+int sb_store_put(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
+		 const void *data, size_t len)
+{
+	struct pending p, *batch = NULL, *q;
+	size_t nbatch = 0;
+	unsigned long seq;
+	int fd, ret;
+
+	sb_store_name(addr, p.name);
+	ret = make_fanout(st, p.name);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&st->lock);
+	seq = st->seq++;
+	pthread_mutex_unlock(&st->lock);
+	snprintf(p.tmp, sizeof(p.tmp), "%.2s/.tmp-%s-%d-%lu", p.name,
+		 p.name + 3, (int)getpid(), seq);
+
+	fd = openat(st->dirfd, p.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0644);
+	if (fd < 0)
+		return -errno;
+	ret = sb_write_all(fd, data, len);
+	if (close(fd) < 0 && !ret)
+		ret = -errno;
+	if (ret) {
+		unlinkat(st->dirfd, p.tmp, 0);
+		return ret;
+	}
+
+	pthread_mutex_lock(&st->lock);
+	if (st->npending == st->cap) {
+		st->cap = st->cap ? 2 * st->cap : 256;
+		q = realloc(st->pending, st->cap * sizeof(*q));
+		if (!q) {
+			pthread_mutex_unlock(&st->lock);
+			unlinkat(st->dirfd, p.tmp, 0);
+			return -ENOMEM;
+		}
+		st->pending = q;
+	}
+	st->pending[st->npending++] = p;
+	st->pending_bytes += len;
+	if (st->pending_bytes >= SB_STORE_BATCH) {
+		/* Take the batch; others go on filling a new one. */
+		batch = st->pending;
+		nbatch = st->npending;
+		st->pending = NULL;
+		st->npending = st->cap = 0;
+		st->pending_bytes = 0;
+	}
+	pthread_mutex_unlock(&st->lock);
+
+	if (batch) {
+		ret = commit(st, batch, nbatch);
+		free(batch);
+	}
+	return ret;
+}
+
+int sb_store_sync(struct sb_store *st)
+{
+	int ret;
+
+	ret = commit(st, st->pending, st->npending);
+	st->npending = 0;
+	st->pending_bytes = 0;
+	/* The renames themselves. */
+	if (!ret && syncfs(st->dirfd) < 0)
+		ret = -errno;
+	return ret;
+}
+
+int sb_store_read(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
+		  void *buf, size_t len, uint64_t *size)
+{
+	char name[SB_STORE_NAME_LEN];
+	uint8_t *p = buf;
+	size_t off = 0;
+	struct stat s;
+	ssize_t r;
+	int fd, ret = 0;
+
+	sb_store_name(addr, name);
+	fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &s) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	*size = s.st_size;
+	if (!S_ISREG(s.st_mode) || (uint64_t)s.st_size != len) {
+		ret = -EMSGSIZE;
+		goto out;
+	}
+	while (off < len) {
+		r = pread(fd, p + off, len - off, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (!r) {
+			ret = -EMSGSIZE;
+			*size = off;
+			goto out;
+		}
+		off += r;
+	}
+out:
+	close(fd);
+	return ret;
+}

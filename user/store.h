@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Directory chunk store (Documentation/format.md, "Chunk store"): the
+ * chunk with address A (64 hex digits) is the file DIR/A[0:2]/A, holding
+ * exactly the chunk's ciphertext.
+ *
+ * New chunks are written to a temporary file in the same fan-out
+ * directory and renamed to their address only once their data is on
+ * stable storage, so a crash never leaves a partial chunk under an
+ * address.  To avoid one cache flush per chunk, durability is batched:
+ * sb_store_put() writes the temporary file; every SB_STORE_BATCH bytes
+ * (and in sb_store_sync()) one syncfs() makes the batch durable, then the
+ * batch is renamed into place; sb_store_sync() ends with a second syncfs()
+ * that makes the renames durable.
+ *
+ * sb_store_has() and sb_store_put() may be called from several threads;
+ * sb_store_sync() and sb_store_close() only once they are done.  All
+ * functions return 0 (or 1, see below) or a negative errno.
+ */
+#ifndef SNAPBLK_USER_STORE_H
+#define SNAPBLK_USER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/snapblk.h>
+
+#define SB_STORE_BATCH		(64U << 20)
+/* "ab/" + 64 hex digits + NUL */
+#define SB_STORE_NAME_LEN	(3 + 2 * SNAPBLK_ADDR_LEN + 1)
+
+struct sb_store;
+
+/* Open the store at dir: -ENOENT or -ENOTDIR if it is not there. */
+int sb_store_open(const char *dir, uint32_t chunk_size, bool writable,
+		  struct sb_store **out);
+/* Close; temporary files of batches not yet synced are removed. */
+void sb_store_close(struct sb_store *st);
+
+/* The chunk's path relative to the store directory. */
+void sb_store_name(const uint8_t addr[SNAPBLK_ADDR_LEN],
+		   char name[SB_STORE_NAME_LEN]);
+
+/*
+ * 1 if the chunk is in the store with the right size, 0 if it is not (a
+ * file of the wrong size counts as absent: put() replaces it).
+ */
+int sb_store_has(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN]);
+
+/* Add a chunk (see above for when it appears under its address). */
+int sb_store_put(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
+		 const void *data, size_t len);
+
+/* Make every chunk put so far durable and visible under its address. */
+int sb_store_sync(struct sb_store *st);
+
+/*
+ * Read a chunk of exactly len bytes into buf.  -ENOENT if absent;
+ * -EMSGSIZE if its size is not len, with the size in *size.
+ */
+int sb_store_read(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
+		  void *buf, size_t len, uint64_t *size);
+
+#endif
