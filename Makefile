@@ -6,6 +6,8 @@
 #                       headers are installed, and the userspace tools
 #   make KVER=R         build the module for kernel release R only
 #   make KDIR=D         build the module against the kernel tree D only
+#   make demo           map an image lazily in the test VM and start Python
+#                       from it; shows how much was fetched
 #   make check          host tests + VM selftests on every kernel + checkpatch
 #   make vm [KVER=R]    interactive shell in the test VM
 #   make deps           install the Debian packages the project needs
@@ -75,14 +77,14 @@ SELFTEST_BINS := $(patsubst selftests/%.c,$(B)/selftests/%,$(SELFTEST_C))
 HOSTTEST_C := $(wildcard user/tests/*.c)
 HOSTTEST_BINS := $(patsubst user/tests/%.c,$(B)/tests/%,$(HOSTTEST_C))
 
-.PHONY: all modules user selftests hosttests check vm deps \
+.PHONY: all modules user selftests hosttests check demo vm deps \
 	checkpatch clean help
 .DEFAULT_GOAL := all
 
 all: modules user selftests
 
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@$(TOP)/scripts/install-deps
@@ -112,9 +114,12 @@ $(B)/obj/user/%.o: user/%.c $(wildcard user/*.h) include/uapi/linux/snapblk.h
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -c -o $@ $<
 
-$(B)/bin/snapblk: $(B)/obj/user/snapblk.o $(USER_LIB_OBJS)
+# create unseals manifests in userspace: the manifest code and libcrypto.
+$(B)/bin/snapblk: $(B)/obj/user/snapblk.o $(USER_LIB_OBJS) \
+		  $(B)/obj/user/manifest.o $(B)/obj/user/chunk.o \
+		  $(B)/obj/user/sb_file.o
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(NL_LIBS)
+	$(CC) -o $@ $^ $(NL_LIBS) -lcrypto
 
 $(KSFT_DIR)/kselftest_harness.h:
 	@$(TOP)/scripts/ksrc-extract $(B)/ksrc
@@ -137,6 +142,10 @@ $(B)/tests/%: user/tests/%.c $(USER_LIB_OBJS) $(HOSTTEST_OBJS) \
 
 check: all hosttests
 	@$(TOP)/scripts/check $(KERNELS)
+
+# The main job end to end in the test VM (see scripts/demo).
+demo: all
+	@$(TOP)/selftests/run-vm --mem 2048 -- $(TOP)/scripts/demo
 
 vm: all
 	@$(TOP)/selftests/run-vm --interactive \

@@ -75,7 +75,8 @@ static void fn##_bdev(struct gendisk *disk, fmode_t mode)		\
  * but not the second, are not supported.
  *
  * On older kernels only these fields of @lim are applied: logical and
- * physical block size, max_hw_sectors, max_segments, max_segment_size.
+ * physical block size, max_hw_sectors, chunk_sectors, max_segments,
+ * max_segment_size.
  * Returns the disk or an ERR_PTR.
  */
 static inline struct gendisk *
@@ -99,6 +100,8 @@ snapblk_alloc_disk(struct blk_mq_tag_set *set, struct queue_limits *lim,
 		blk_queue_physical_block_size(q, lim->physical_block_size);
 	if (lim->max_hw_sectors)
 		blk_queue_max_hw_sectors(q, lim->max_hw_sectors);
+	if (lim->chunk_sectors)
+		blk_queue_chunk_sectors(q, lim->chunk_sectors);
 	if (lim->max_segments)
 		blk_queue_max_segments(q, lim->max_segments);
 	if (lim->max_segment_size)

@@ -11,12 +11,40 @@
 #include "snapblk.h"
 
 #include <linux/module.h>
+#include <linux/ctype.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/slab.h>
 #include <net/genetlink.h>
+
+static struct netlink_range_validation chunk_size_range = {
+	.min = SNAPBLK_CHUNK_SIZE_MIN,
+	.max = SNAPBLK_CHUNK_SIZE_MAX,
+};
+
+static struct netlink_range_validation fetch_timeout_range = {
+	.min = 1,
+	.max = SNAPBLK_FETCH_TIMEOUT_MS_MAX,
+};
 
 static const struct nla_policy snapblk_genl_policy[SNAPBLK_ATTR_MAX + 1] = {
 	[SNAPBLK_ATTR_MODULE_VERSION] = { .type = NLA_NUL_STRING,
 					  .len = SNAPBLK_VERSION_LEN - 1 },
 	[SNAPBLK_ATTR_API_VERSION] = { .type = NLA_U32 },
+	[SNAPBLK_ATTR_NAME] = { .type = NLA_NUL_STRING,
+				.len = SNAPBLK_NAME_LEN - 1 },
+	[SNAPBLK_ATTR_INDEX] = { .type = NLA_U32 },
+	[SNAPBLK_ATTR_IMAGE_SIZE] = { .type = NLA_U64 },
+	[SNAPBLK_ATTR_CHUNK_SIZE] = NLA_POLICY_FULL_RANGE(NLA_U32,
+							  &chunk_size_range),
+	[SNAPBLK_ATTR_IMAGE_ID] = NLA_POLICY_EXACT_LEN(SNAPBLK_IMAGE_ID_LEN),
+	[SNAPBLK_ATTR_TABLE_FD] = { .type = NLA_U32 },
+	[SNAPBLK_ATTR_FETCH_TIMEOUT_MS] =
+		NLA_POLICY_FULL_RANGE(NLA_U32, &fetch_timeout_range),
+	[SNAPBLK_ATTR_STATS] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_CHUNK] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_ERROR] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_PAD] = { .type = NLA_REJECT },
 };
 
 static struct genl_family snapblk_genl_family;
@@ -46,12 +74,303 @@ err_free:
 	return ret;
 }
 
+/* Put the attributes of a device message; @stats adds the counters. */
+static int put_dev(struct sk_buff *msg, struct snapblk_dev *dev, bool stats)
+{
+	struct nlattr *nest;
+
+	if (nla_put_string(msg, SNAPBLK_ATTR_NAME, dev->name) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_INDEX, dev->index) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_ATTR_IMAGE_SIZE, dev->image_size,
+			      SNAPBLK_ATTR_PAD) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_CHUNK_SIZE, dev->chunk_size) ||
+	    nla_put(msg, SNAPBLK_ATTR_IMAGE_ID, SNAPBLK_IMAGE_ID_LEN,
+		    dev->image_id) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_FETCH_TIMEOUT_MS,
+			READ_ONCE(dev->fetch_timeout_ms)))
+		return -EMSGSIZE;
+	if (!stats)
+		return 0;
+	nest = nla_nest_start(msg, SNAPBLK_ATTR_STATS);
+	if (!nest ||
+	    nla_put_u64_64bit(msg, SNAPBLK_STAT_CHUNKS, dev->nr_chunks,
+			      SNAPBLK_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_STAT_ZERO_CHUNKS, dev->nr_zero,
+			      SNAPBLK_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_STAT_RESIDENT,
+			      snapblk_dev_resident(dev), SNAPBLK_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_STAT_CACHE_HITS,
+			      atomic64_read(&dev->hits), SNAPBLK_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_STAT_CACHE_MISSES,
+			      atomic64_read(&dev->misses), SNAPBLK_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_STAT_BYTES_FETCHED,
+			      atomic64_read(&dev->bytes_fetched),
+			      SNAPBLK_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_STAT_FETCH_ERRORS,
+			      atomic64_read(&dev->fetch_errors),
+			      SNAPBLK_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_STAT_INFLIGHT,
+			      snapblk_dev_inflight(dev), SNAPBLK_STAT_PAD))
+		return -EMSGSIZE;
+	nla_nest_end(msg, nest);
+	return 0;
+}
+
+/* Reply to @info with the device message of @dev. */
+static int reply_dev(struct genl_info *info, struct snapblk_dev *dev, u8 cmd)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &snapblk_genl_family, 0, cmd);
+	if (!hdr || put_dev(msg, dev, true)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+/*
+ * Read and check the chunk table the caller passed as a file descriptor.
+ * We run in the caller's context (netlink delivers synchronously), so the
+ * descriptor is the caller's own.
+ */
+static struct snapblk_chunk_entry *read_table(struct genl_info *info,
+					      u64 nr_chunks)
+{
+	struct snapblk_chunk_entry *table;
+	size_t len = nr_chunks * sizeof(*table);
+	static const u8 zero[SNAPBLK_ADDR_LEN];
+	loff_t pos = 0;
+	struct file *f;
+	ssize_t n;
+	u64 i;
+
+	f = fget(nla_get_u32(info->attrs[SNAPBLK_ATTR_TABLE_FD]));
+	if (!f) {
+		GENL_SET_ERR_MSG(info, "table file descriptor is not open");
+		return ERR_PTR(-EBADF);
+	}
+	if (!(f->f_mode & FMODE_READ)) {
+		fput(f);
+		GENL_SET_ERR_MSG(info, "table file descriptor is not readable");
+		return ERR_PTR(-EBADF);
+	}
+	table = kvmalloc(len, GFP_KERNEL);
+	if (!table) {
+		fput(f);
+		return ERR_PTR(-ENOMEM);
+	}
+	n = kernel_read(f, table, len, &pos);
+	fput(f);
+	if (n != len) {
+		kvfree(table);
+		GENL_SET_ERR_MSG(info, "chunk table is shorter than the image");
+		return ERR_PTR(n < 0 ? n : -EINVAL);
+	}
+	for (i = 0; i < nr_chunks; i++) {
+		const struct snapblk_chunk_entry *e = &table[i];
+		bool is_zero = e->flags & SNAPBLK_CHUNK_F_ZERO;
+
+		if ((e->flags & ~SNAPBLK_CHUNK_F_ALL) || e->__reserved ||
+		    (is_zero && (memcmp(e->addr, zero, sizeof(zero)) ||
+				 memcmp(e->key, zero, sizeof(zero))))) {
+			kvfree(table);
+			GENL_SET_ERR_MSG(info, "malformed chunk table entry");
+			return ERR_PTR(-EINVAL);
+		}
+	}
+	return table;
+}
+
+/*
+ * Names become /dev/snapblk/NAME through udev: letters, digits and
+ * "_.:@+-", not starting with "." or "-" (so never "..", never a path).
+ */
+static bool valid_name(const char *name)
+{
+	const char *p;
+
+	if (!name[0] || name[0] == '.' || name[0] == '-')
+		return false;
+	for (p = name; *p; p++)
+		if (!isalnum(*p) && !strchr("_.:@+-", *p))
+			return false;
+	return true;
+}
+
+static int snapblk_genl_create(struct sk_buff *skb, struct genl_info *info)
+{
+	struct snapblk_dev_params p = {
+		.fetch_timeout_ms = SNAPBLK_FETCH_TIMEOUT_MS_DEFAULT,
+	};
+	struct nlattr **a = info->attrs;
+	struct snapblk_dev *dev;
+	u64 nr_chunks;
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_NAME) ||
+	    GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_IMAGE_SIZE) ||
+	    GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_CHUNK_SIZE) ||
+	    GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_IMAGE_ID) ||
+	    GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_TABLE_FD))
+		return -EINVAL;
+	p.name = nla_data(a[SNAPBLK_ATTR_NAME]);
+	p.image_size = nla_get_u64(a[SNAPBLK_ATTR_IMAGE_SIZE]);
+	p.chunk_size = nla_get_u32(a[SNAPBLK_ATTR_CHUNK_SIZE]);
+	p.image_id = nla_data(a[SNAPBLK_ATTR_IMAGE_ID]);
+	if (a[SNAPBLK_ATTR_FETCH_TIMEOUT_MS])
+		p.fetch_timeout_ms = nla_get_u32(a[SNAPBLK_ATTR_FETCH_TIMEOUT_MS]);
+	if (!valid_name(p.name)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[SNAPBLK_ATTR_NAME],
+				    "device name must be letters, digits and _.:@+- not starting with . or -");
+		return -EINVAL;
+	}
+	if (!is_power_of_2(p.chunk_size)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[SNAPBLK_ATTR_CHUNK_SIZE],
+				    "chunk size is not a power of two");
+		return -EINVAL;
+	}
+	nr_chunks = DIV_ROUND_UP_ULL(p.image_size, p.chunk_size);
+	if (!p.image_size || nr_chunks > SNAPBLK_MANIFEST_MAX_CHUNKS) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[SNAPBLK_ATTR_IMAGE_SIZE],
+				    "image size out of range");
+		return -EINVAL;
+	}
+	p.table = read_table(info, nr_chunks);
+	if (IS_ERR(p.table))
+		return PTR_ERR(p.table);
+	dev = snapblk_dev_create(&p);
+	if (IS_ERR(dev)) {
+		kvfree(p.table);
+		if (PTR_ERR(dev) == -EEXIST)
+			GENL_SET_ERR_MSG(info, "a device with this name exists");
+		return PTR_ERR(dev);
+	}
+	/* The device exists even if the reply cannot be sent. */
+	mutex_lock(&snapblk_devs_mutex);
+	dev = snapblk_dev_find(p.name);
+	ret = dev ? reply_dev(info, dev, SNAPBLK_CMD_CREATE) : 0;
+	mutex_unlock(&snapblk_devs_mutex);
+	return ret;
+}
+
+static int snapblk_genl_remove(struct sk_buff *skb, struct genl_info *info)
+{
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_NAME))
+		return -EINVAL;
+	ret = snapblk_dev_remove(nla_data(info->attrs[SNAPBLK_ATTR_NAME]));
+	if (ret == -EBUSY)
+		GENL_SET_ERR_MSG(info, "device is open (mounted?)");
+	else if (ret == -ENOENT)
+		GENL_SET_ERR_MSG(info, "no such device");
+	return ret;
+}
+
+static int snapblk_genl_status(struct sk_buff *skb, struct genl_info *info)
+{
+	struct snapblk_dev *dev;
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_NAME))
+		return -EINVAL;
+	mutex_lock(&snapblk_devs_mutex);
+	dev = snapblk_dev_find(nla_data(info->attrs[SNAPBLK_ATTR_NAME]));
+	if (dev) {
+		ret = reply_dev(info, dev, SNAPBLK_CMD_STATUS);
+	} else {
+		GENL_SET_ERR_MSG(info, "no such device");
+		ret = -ENOENT;
+	}
+	mutex_unlock(&snapblk_devs_mutex);
+	return ret;
+}
+
+/* Dump: cb->args[0] is the number of devices already sent. */
+static int snapblk_genl_status_dump(struct sk_buff *skb,
+				    struct netlink_callback *cb)
+{
+	struct snapblk_dev *dev;
+	long i = 0;
+	void *hdr;
+
+	mutex_lock(&snapblk_devs_mutex);
+	list_for_each_entry(dev, &snapblk_devs, list) {
+		if (i++ < cb->args[0])
+			continue;
+		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
+				  cb->nlh->nlmsg_seq, &snapblk_genl_family,
+				  NLM_F_MULTI, SNAPBLK_CMD_STATUS);
+		if (!hdr)
+			break;
+		if (put_dev(skb, dev, true)) {
+			genlmsg_cancel(skb, hdr);
+			break;
+		}
+		genlmsg_end(skb, hdr);
+		cb->args[0]++;
+	}
+	mutex_unlock(&snapblk_devs_mutex);
+	return skb->len;
+}
+
 static const struct genl_small_ops snapblk_genl_ops[] = {
 	{
 		.cmd = SNAPBLK_CMD_GET_INFO,
 		.doit = snapblk_genl_get_info,
 	},
+	{
+		.cmd = SNAPBLK_CMD_CREATE,
+		.doit = snapblk_genl_create,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = SNAPBLK_CMD_REMOVE,
+		.doit = snapblk_genl_remove,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = SNAPBLK_CMD_STATUS,
+		.doit = snapblk_genl_status,
+		.dumpit = snapblk_genl_status_dump,
+	},
 };
+
+/*
+ * Multicast an event to the "events" group: a device message (@dev may
+ * be NULL for none) and, for a chunk error, the chunk and errno.
+ */
+void snapblk_genl_event(u8 cmd, struct snapblk_dev *dev, u64 chunk, int err)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return;
+	hdr = genlmsg_put(msg, 0, 0, &snapblk_genl_family, 0, cmd);
+	if (!hdr)
+		goto err_free;
+	if (dev && put_dev(msg, dev, false))
+		goto err_free;
+	if (cmd == SNAPBLK_EVENT_CHUNK_ERROR &&
+	    (nla_put_u64_64bit(msg, SNAPBLK_ATTR_CHUNK, chunk,
+			       SNAPBLK_ATTR_PAD) ||
+	     nla_put_u32(msg, SNAPBLK_ATTR_ERROR, err)))
+		goto err_free;
+	genlmsg_end(msg, hdr);
+	genlmsg_multicast(&snapblk_genl_family, msg, 0, 0, GFP_KERNEL);
+	return;
+
+err_free:
+	nlmsg_free(msg);
+}
 
 static const struct genl_multicast_group snapblk_genl_mcgrps[] = {
 	{ .name = SNAPBLK_GENL_MCGRP_EVENTS },
@@ -70,7 +389,7 @@ static struct genl_family snapblk_genl_family __ro_after_init = {
 	.module = THIS_MODULE,
 	.small_ops = snapblk_genl_ops,
 	.n_small_ops = ARRAY_SIZE(snapblk_genl_ops),
-	.resv_start_op = SNAPBLK_CMD_GET_INFO + 1,
+	.resv_start_op = SNAPBLK_CMD_STATUS + 1,
 	.mcgrps = snapblk_genl_mcgrps,
 	.n_mcgrps = ARRAY_SIZE(snapblk_genl_mcgrps),
 };

@@ -14,13 +14,28 @@ static int __init snapblk_init(void)
 {
 	int ret;
 
-	ret = snapblk_genl_init();
+	ret = snapblk_cache_init();
 	if (ret)
 		goto err_out;
+	ret = snapblk_fetch_init();
+	if (ret)
+		goto err_cache;
+	ret = snapblk_dev_init();
+	if (ret)
+		goto err_fetch;
+	ret = snapblk_genl_init();
+	if (ret)
+		goto err_dev;
 
 	pr_info("version %s loaded\n", SNAPBLK_VERSION);
 	return 0;
 
+err_dev:
+	snapblk_dev_exit();
+err_fetch:
+	snapblk_fetch_exit();
+err_cache:
+	snapblk_cache_exit();
 err_out:
 	pr_err("failed to load: %d\n", ret);
 	return ret;
@@ -29,6 +44,9 @@ err_out:
 static void __exit snapblk_exit(void)
 {
 	snapblk_genl_exit();
+	snapblk_dev_exit();
+	snapblk_fetch_exit();
+	snapblk_cache_exit();
 	pr_info("unloaded\n");
 }
 
@@ -39,3 +57,5 @@ MODULE_AUTHOR("The snapblk authors");
 MODULE_DESCRIPTION("snapblk: chunked lazy block device and VM clone notification");
 MODULE_LICENSE("GPL");
 MODULE_VERSION(SNAPBLK_VERSION);
+/* The chunk cipher; modprobe loads it first where it is a module (6.1). */
+MODULE_SOFTDEP("pre: ctr");

@@ -8,14 +8,128 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/blk-mq.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/refcount.h>
 #include <linux/types.h>
 #include <uapi/linux/snapblk.h>
 
 /* Module version, reported by modinfo and SNAPBLK_CMD_GET_INFO. */
-#define SNAPBLK_VERSION "0.1.0"
+#define SNAPBLK_VERSION "0.2.0"
 
-/* genl.c: the "snapblk" generic netlink family. */
+struct snapblk_dev;
+
+/*
+ * A chunk in the shared memory cache, keyed by (address, key) so that a
+ * manifest naming an address with another key never finds it.
+ *
+ * Lifetime: created FETCHING by the first reader that misses, hashed
+ * until evicted (VALID) or until its fetch fails or times out; freed when
+ * the last reference goes.  The hash holds one reference; a reader
+ * copying out of it, and the fetch path delivering into it, hold one each.
+ * Every field but the immutable addr/key/chunk_size is protected by
+ * snapblk_cache_lock.
+ */
+struct snapblk_chunk {
+	struct hlist_node hnode;	/* in the cache hash, while hashed */
+	struct list_head lru;		/* VALID: on the LRU list */
+	struct list_head fnode;		/* FETCHING: fetch queue or claimed */
+	struct list_head waiters;	/* FETCHING: struct snapblk_rq */
+	refcount_t ref;
+	bool valid;			/* data holds verified plaintext */
+	bool hashed;
+	u8 addr[SNAPBLK_ADDR_LEN];
+	u8 key[SNAPBLK_CHUNK_KEY_LEN];
+	u32 chunk_size;
+	u32 nr_pages;
+	struct page **pages;		/* VALID: plaintext */
+	/* FETCHING only: */
+	u64 id;				/* request id shown to the daemon */
+	unsigned long deadline;		/* jiffies; fails waiters after it */
+	struct snapblk_fetcher *owner;	/* NULL while queued */
+	u32 dev_index;			/* first requester, for the daemon */
+	u64 chunk;
+};
+
+/* Per-request data (tag_set.cmd_size); every request lies in one chunk. */
+struct snapblk_rq {
+	struct list_head node;		/* on a chunk's waiters, under lock */
+	struct request *rq;
+	struct snapblk_dev *dev;
+	u64 chunk;			/* chunk index the request reads */
+};
+
+/*
+ * A mapped image.  Lifetime: created by SNAPBLK_CMD_CREATE, on
+ * snapblk_devs until SNAPBLK_CMD_REMOVE or module unload, freed after its
+ * disk is deleted.  The table and geometry are immutable after creation.
+ */
+struct snapblk_dev {
+	struct list_head list;		/* on snapblk_devs, under its mutex */
+	char name[SNAPBLK_NAME_LEN];
+	int index;			/* N of /dev/snapblkN */
+	u64 image_size;
+	u32 chunk_size;
+	u64 nr_chunks;
+	u64 nr_zero;
+	u8 image_id[SNAPBLK_IMAGE_ID_LEN];
+	struct snapblk_chunk_entry *table;	/* kvmalloc'ed, nr_chunks */
+	u32 fetch_timeout_ms;		/* READ_ONCE: sysfs may change it */
+	struct blk_mq_tag_set tag_set;
+	struct gendisk *disk;
+	/* Under disk->open_mutex: */
+	unsigned int open_count;
+	bool removing;			/* opens fail, new reads get EIO */
+	/* Counters (SNAPBLK_STAT_*): */
+	atomic64_t hits, misses, bytes_fetched, fetch_errors;
+};
+
+/* dev.c */
+extern struct mutex snapblk_devs_mutex;
+extern struct list_head snapblk_devs;
+struct snapblk_dev_params {
+	const char *name;
+	u64 image_size;
+	u32 chunk_size;
+	const u8 *image_id;
+	struct snapblk_chunk_entry *table;	/* ownership passes on success */
+	u32 fetch_timeout_ms;
+};
+
+struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p);
+int snapblk_dev_remove(const char *name);
+struct snapblk_dev *snapblk_dev_find(const char *name);	/* devs mutex held */
+u64 snapblk_dev_resident(struct snapblk_dev *dev);
+/* Longest fetch_timeout_ms accepted: one hour. */
+#define SNAPBLK_FETCH_TIMEOUT_MS_MAX	3600000U
+void snapblk_dev_remove_all(void);
+int snapblk_dev_init(void);
+void snapblk_dev_exit(void);
+
+/* cache.c */
+extern spinlock_t snapblk_cache_lock;
+struct snapblk_chunk *snapblk_cache_lookup(const u8 *addr, const u8 *key);
+struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
+						 u64 chunk,
+						 struct snapblk_rq *cmd);
+void snapblk_chunk_put(struct snapblk_chunk *c);
+void snapblk_cache_complete(struct snapblk_chunk *c, int err);
+void snapblk_cache_cancel_dev(struct snapblk_dev *dev);
+void snapblk_chunk_copy_to_rq(struct snapblk_chunk *c, struct request *rq);
+bool snapblk_cache_resident(const u8 *addr, const u8 *key);
+u32 snapblk_dev_inflight(struct snapblk_dev *dev);
+int snapblk_cache_init(void);
+void snapblk_cache_exit(void);
+
+/* fetch.c */
+void snapblk_fetch_enqueue(struct snapblk_chunk *c);	/* cache lock held */
+int snapblk_fetch_init(void);
+void snapblk_fetch_exit(void);
+
+/* genl.c */
 int snapblk_genl_init(void);
 void snapblk_genl_exit(void);
+void snapblk_genl_event(u8 cmd, struct snapblk_dev *dev, u64 chunk, int err);
 
 #endif /* SNAPBLK_H */

@@ -118,12 +118,24 @@ struct request {
 	int done;
 };
 
+/* Copy NLMSGERR_ATTR_MSG out of the attributes at @attrs into nl->extack. */
+static void save_extack_attrs(struct sb_nl *nl, struct nlattr *attrs, int len)
+{
+	struct nlattr *tb[NLMSGERR_ATTR_MAX + 1];
+
+	if (len <= 0)
+		return;
+	if (nla_parse(tb, NLMSGERR_ATTR_MAX, attrs, len, NULL) < 0)
+		return;
+	if (tb[NLMSGERR_ATTR_MSG])
+		nla_strlcpy(nl->extack, tb[NLMSGERR_ATTR_MSG],
+			    sizeof(nl->extack));
+}
+
 /* Copy NLMSGERR_ATTR_MSG of an extended ack into nl->extack. */
 static void save_extack(struct sb_nl *nl, struct nlmsghdr *nlh,
 			struct nlmsgerr *e)
 {
-	struct nlattr *tb[NLMSGERR_ATTR_MAX + 1];
-	struct nlattr *attrs;
 	int len, skip;
 
 	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
@@ -132,14 +144,7 @@ static void save_extack(struct sb_nl *nl, struct nlmsghdr *nlh,
 	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
 		skip += e->msg.nlmsg_len - sizeof(e->msg);
 	len = (int)nlh->nlmsg_len - NLMSG_HDRLEN - skip;
-	if (len <= 0)
-		return;
-	attrs = (struct nlattr *)((char *)e + skip);
-	if (nla_parse(tb, NLMSGERR_ATTR_MAX, attrs, len, NULL) < 0)
-		return;
-	if (tb[NLMSGERR_ATTR_MSG])
-		nla_strlcpy(nl->extack, tb[NLMSGERR_ATTR_MSG],
-			    sizeof(nl->extack));
+	save_extack_attrs(nl, (struct nlattr *)((char *)e + skip), len);
 }
 
 static int error_cb(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
@@ -164,6 +169,32 @@ static int ack_cb(struct nl_msg *msg, void *arg)
 	return NL_STOP;
 }
 
+/*
+ * NLMSG_DONE ends a dump.  Its payload is an int: 0, or the error the
+ * dump stopped with (then, with NLM_F_ACK_TLVS, an extended ack).
+ */
+static int finish_cb(struct nl_msg *msg, void *arg)
+{
+	struct request *r = arg;
+	struct nlmsghdr *nlh = nlmsg_hdr(msg);
+	int len = (int)nlh->nlmsg_len - NLMSG_HDRLEN;
+	int skip = NLMSG_ALIGN(sizeof(int));
+	char *data = nlmsg_data(nlh);
+	int err;
+
+	if (len >= (int)sizeof(int)) {
+		memcpy(&err, data, sizeof(int));
+		if (err < 0 && !r->err) {
+			r->err = err;
+			if (nlh->nlmsg_flags & NLM_F_ACK_TLVS)
+				save_extack_attrs(r->nl, (struct nlattr *)
+						  (data + skip), len - skip);
+		}
+	}
+	r->done = 1;
+	return NL_STOP;
+}
+
 static int valid_cb(struct nl_msg *msg, void *arg)
 {
 	struct request *r = arg;
@@ -183,9 +214,9 @@ static int valid_cb(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-int sb_nl_request(struct sb_nl *nl, uint8_t cmd,
-		  int (*put)(struct nl_msg *msg, void *arg),
-		  int (*parse)(struct nlattr **tb, void *arg), void *arg)
+static int request(struct sb_nl *nl, uint8_t cmd, int flags,
+		   int (*put)(struct nl_msg *msg, void *arg),
+		   int (*parse)(struct nlattr **tb, void *arg), void *arg)
 {
 	struct request r = { .nl = nl, .parse = parse, .arg = arg };
 	struct nl_msg *msg;
@@ -200,7 +231,7 @@ int sb_nl_request(struct sb_nl *nl, uint8_t cmd,
 		goto out;
 	}
 	if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, nl->family, 0,
-			 NLM_F_REQUEST | NLM_F_ACK, cmd, SNAPBLK_GENL_VERSION)) {
+			 flags, cmd, SNAPBLK_GENL_VERSION)) {
 		ret = -EMSGSIZE;
 		goto out;
 	}
@@ -213,6 +244,7 @@ int sb_nl_request(struct sb_nl *nl, uint8_t cmd,
 	}
 	nl_cb_err(cb, NL_CB_CUSTOM, error_cb, &r);
 	nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, ack_cb, &r);
+	nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, finish_cb, &r);
 	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &r);
 	ret = nl_send_auto(nl->sk, msg);
 	if (ret < 0) {
@@ -221,6 +253,12 @@ int sb_nl_request(struct sb_nl *nl, uint8_t cmd,
 	}
 	while (!r.done) {
 		ret = nl_recvmsgs(nl->sk, cb);
+		/*
+		 * A refused command makes libnl return its own code for the
+		 * kernel's errno; error_cb() kept the errno itself.
+		 */
+		if (r.err)
+			break;
 		if (ret < 0) {
 			ret = nlerr_to_errno(ret);
 			goto out;
@@ -231,6 +269,20 @@ out:
 	nl_cb_put(cb);
 	nlmsg_free(msg);
 	return ret;
+}
+
+int sb_nl_request(struct sb_nl *nl, uint8_t cmd,
+		  int (*put)(struct nl_msg *msg, void *arg),
+		  int (*parse)(struct nlattr **tb, void *arg), void *arg)
+{
+	return request(nl, cmd, NLM_F_REQUEST | NLM_F_ACK, put, parse, arg);
+}
+
+int sb_nl_dump(struct sb_nl *nl, uint8_t cmd,
+	       int (*put)(struct nl_msg *msg, void *arg),
+	       int (*parse)(struct nlattr **tb, void *arg), void *arg)
+{
+	return request(nl, cmd, NLM_F_REQUEST | NLM_F_DUMP, put, parse, arg);
 }
 
 static int parse_info(struct nlattr **tb, void *arg)
@@ -249,4 +301,324 @@ int sb_nl_get_info(struct sb_nl *nl, struct sb_info *info)
 {
 	memset(info, 0, sizeof(*info));
 	return sb_nl_request(nl, SNAPBLK_CMD_GET_INFO, NULL, parse_info, info);
+}
+
+/* ------------------------------------------------------------ devices */
+
+static const char *const stat_names[SNAPBLK_STAT_MAX + 1] = {
+	[SNAPBLK_STAT_CHUNKS] = "chunks",
+	[SNAPBLK_STAT_ZERO_CHUNKS] = "zero_chunks",
+	[SNAPBLK_STAT_RESIDENT] = "resident",
+	[SNAPBLK_STAT_CACHE_HITS] = "cache_hits",
+	[SNAPBLK_STAT_CACHE_MISSES] = "cache_misses",
+	[SNAPBLK_STAT_BYTES_FETCHED] = "bytes_fetched",
+	[SNAPBLK_STAT_FETCH_ERRORS] = "fetch_errors",
+	[SNAPBLK_STAT_INFLIGHT] = "inflight",
+};
+
+_Static_assert(SNAPBLK_STAT_MAX < 64, "stat_present is a u64 bit mask");
+
+const char *sb_stat_name(int stat)
+{
+	if (stat <= 0 || stat > SNAPBLK_STAT_MAX)
+		return NULL;
+	return stat_names[stat];
+}
+
+static int get_u32(struct nlattr *a, uint32_t *v)
+{
+	if (!a)
+		return 0;
+	if (nla_len(a) != sizeof(uint32_t))
+		return -EPROTO;
+	*v = nla_get_u32(a);
+	return 0;
+}
+
+static int get_u64(struct nlattr *a, uint64_t *v)
+{
+	if (!a)
+		return 0;
+	if (nla_len(a) != sizeof(uint64_t))
+		return -EPROTO;
+	*v = nla_get_u64(a);
+	return 0;
+}
+
+static int get_name(struct nlattr *a, char name[SNAPBLK_NAME_LEN])
+{
+	int len;
+
+	if (!a)
+		return -EPROTO;
+	len = nla_len(a);
+	if (len < 2 || len > SNAPBLK_NAME_LEN ||
+	    ((char *)nla_data(a))[len - 1] != '\0')
+		return -EPROTO;
+	nla_strlcpy(name, a, SNAPBLK_NAME_LEN);
+	return 0;
+}
+
+static int parse_stats(struct nlattr *nest, struct sb_dev *dev)
+{
+	struct nlattr *tb[SNAPBLK_STAT_MAX + 1];
+	int i;
+
+	/* Counters of a newer module (past SNAPBLK_STAT_MAX) are ignored. */
+	if (nla_parse_nested(tb, SNAPBLK_STAT_MAX, nest, NULL) < 0)
+		return -EPROTO;
+	for (i = 1; i <= SNAPBLK_STAT_MAX; i++) {
+		if (!tb[i] || i == SNAPBLK_STAT_PAD)
+			continue;
+		if (get_u64(tb[i], &dev->stats[i]))
+			return -EPROTO;
+		dev->stat_present |= 1ULL << i;
+	}
+	dev->has_stats = true;
+	return 0;
+}
+
+int sb_nl_parse_dev(struct nlattr **tb, struct sb_dev *dev)
+{
+	memset(dev, 0, sizeof(*dev));
+	if (get_name(tb[SNAPBLK_ATTR_NAME], dev->name) ||
+	    !tb[SNAPBLK_ATTR_INDEX] ||
+	    get_u32(tb[SNAPBLK_ATTR_INDEX], &dev->index) ||
+	    get_u64(tb[SNAPBLK_ATTR_IMAGE_SIZE], &dev->image_size) ||
+	    get_u32(tb[SNAPBLK_ATTR_CHUNK_SIZE], &dev->chunk_size) ||
+	    get_u32(tb[SNAPBLK_ATTR_FETCH_TIMEOUT_MS], &dev->fetch_timeout_ms))
+		return -EPROTO;
+	if (tb[SNAPBLK_ATTR_IMAGE_ID]) {
+		if (nla_len(tb[SNAPBLK_ATTR_IMAGE_ID]) != SNAPBLK_IMAGE_ID_LEN)
+			return -EPROTO;
+		memcpy(dev->image_id, nla_data(tb[SNAPBLK_ATTR_IMAGE_ID]),
+		       SNAPBLK_IMAGE_ID_LEN);
+	}
+	if (tb[SNAPBLK_ATTR_STATS])
+		return parse_stats(tb[SNAPBLK_ATTR_STATS], dev);
+	return 0;
+}
+
+static int parse_dev(struct nlattr **tb, void *arg)
+{
+	return sb_nl_parse_dev(tb, arg);
+}
+
+struct create {
+	const struct sb_create *req;
+	struct sb_dev *dev;
+};
+
+static int put_create(struct nl_msg *msg, void *arg)
+{
+	const struct sb_create *req = ((struct create *)arg)->req;
+	int ret;
+
+	ret = nla_put_string(msg, SNAPBLK_ATTR_NAME, req->name);
+	if (!ret)
+		ret = nla_put_u64(msg, SNAPBLK_ATTR_IMAGE_SIZE,
+				  req->image_size);
+	if (!ret)
+		ret = nla_put_u32(msg, SNAPBLK_ATTR_CHUNK_SIZE,
+				  req->chunk_size);
+	if (!ret)
+		ret = nla_put(msg, SNAPBLK_ATTR_IMAGE_ID, SNAPBLK_IMAGE_ID_LEN,
+			      req->image_id);
+	if (!ret)
+		ret = nla_put_u32(msg, SNAPBLK_ATTR_TABLE_FD, req->table_fd);
+	if (!ret && req->fetch_timeout_ms)
+		ret = nla_put_u32(msg, SNAPBLK_ATTR_FETCH_TIMEOUT_MS,
+				  req->fetch_timeout_ms);
+	return ret;
+}
+
+static int parse_create(struct nlattr **tb, void *arg)
+{
+	return sb_nl_parse_dev(tb, ((struct create *)arg)->dev);
+}
+
+int sb_nl_create(struct sb_nl *nl, const struct sb_create *req,
+		 struct sb_dev *dev)
+{
+	struct create c = { .req = req, .dev = dev };
+	int ret;
+
+	memset(dev, 0, sizeof(*dev));
+	ret = sb_nl_request(nl, SNAPBLK_CMD_CREATE, put_create, parse_create,
+			    &c);
+	/* A device message is the reply; an ack alone is not enough. */
+	if (!ret && !dev->name[0])
+		ret = -EPROTO;
+	return ret;
+}
+
+static int put_name(struct nl_msg *msg, void *arg)
+{
+	return nla_put_string(msg, SNAPBLK_ATTR_NAME, arg);
+}
+
+int sb_nl_remove(struct sb_nl *nl, const char *name)
+{
+	return sb_nl_request(nl, SNAPBLK_CMD_REMOVE, put_name, NULL,
+			     (void *)name);
+}
+
+struct status_one {
+	const char *name;
+	struct sb_dev *dev;
+};
+
+static int put_status(struct nl_msg *msg, void *arg)
+{
+	return put_name(msg, (void *)((struct status_one *)arg)->name);
+}
+
+static int parse_status(struct nlattr **tb, void *arg)
+{
+	return parse_dev(tb, ((struct status_one *)arg)->dev);
+}
+
+int sb_nl_status(struct sb_nl *nl, const char *name, struct sb_dev *dev)
+{
+	struct status_one s = { .name = name, .dev = dev };
+	int ret;
+
+	memset(dev, 0, sizeof(*dev));
+	ret = sb_nl_request(nl, SNAPBLK_CMD_STATUS, put_status, parse_status,
+			    &s);
+	if (!ret && !dev->name[0])
+		ret = -EPROTO;
+	return ret;
+}
+
+struct status_all {
+	int (*fn)(const struct sb_dev *dev, void *arg);
+	void *arg;
+};
+
+static int parse_status_all(struct nlattr **tb, void *arg)
+{
+	struct status_all *s = arg;
+	struct sb_dev dev;
+	int ret;
+
+	ret = sb_nl_parse_dev(tb, &dev);
+	if (ret)
+		return ret;
+	return s->fn(&dev, s->arg);
+}
+
+int sb_nl_status_all(struct sb_nl *nl,
+		     int (*fn)(const struct sb_dev *dev, void *arg),
+		     void *arg)
+{
+	struct status_all s = { .fn = fn, .arg = arg };
+
+	return sb_nl_dump(nl, SNAPBLK_CMD_STATUS, NULL, parse_status_all, &s);
+}
+
+/* ------------------------------------------------------------- events */
+
+struct listen {
+	int (*fn)(const struct sb_event *ev, void *arg);
+	void *arg;
+	int family;
+	int ret;	/* fn's non-zero return, or a decoding error */
+};
+
+static int parse_event(struct nl_msg *msg, struct sb_event *ev)
+{
+	struct nlattr *tb[SNAPBLK_ATTR_MAX + 1];
+	struct genlmsghdr *gh = nlmsg_data(nlmsg_hdr(msg));
+
+	memset(ev, 0, sizeof(*ev));
+	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, SNAPBLK_ATTR_MAX, NULL) < 0)
+		return -EPROTO;
+	ev->cmd = gh->cmd;
+	switch (ev->cmd) {
+	case SNAPBLK_EVENT_DEVICE_ADDED:
+	case SNAPBLK_EVENT_DEVICE_REMOVED:
+		return sb_nl_parse_dev(tb, &ev->dev);
+	case SNAPBLK_EVENT_CHUNK_ERROR:
+		if (get_name(tb[SNAPBLK_ATTR_NAME], ev->dev.name) ||
+		    !tb[SNAPBLK_ATTR_CHUNK] || !tb[SNAPBLK_ATTR_ERROR] ||
+		    get_u64(tb[SNAPBLK_ATTR_CHUNK], &ev->chunk) ||
+		    get_u32(tb[SNAPBLK_ATTR_ERROR], &ev->error))
+			return -EPROTO;
+		return 0;
+	default:
+		/* An event this tool does not know: hand over what is there. */
+		if (tb[SNAPBLK_ATTR_NAME])
+			get_name(tb[SNAPBLK_ATTR_NAME], ev->dev.name);
+		return 0;
+	}
+}
+
+static int event_cb(struct nl_msg *msg, void *arg)
+{
+	struct listen *l = arg;
+	struct sb_event ev;
+	int ret;
+
+	if (nlmsg_hdr(msg)->nlmsg_type != l->family)
+		return NL_SKIP;
+	ret = parse_event(msg, &ev);
+	if (ret) {
+		l->ret = ret;
+		return NL_STOP;
+	}
+	ret = l->fn(&ev, l->arg);
+	if (ret) {
+		l->ret = ret;
+		return NL_STOP;
+	}
+	return NL_OK;
+}
+
+/* Multicast messages carry no sequence number of ours. */
+static int no_seq_check(struct nl_msg *msg, void *arg)
+{
+	(void)msg;
+	(void)arg;
+	return NL_OK;
+}
+
+int sb_nl_listen(struct sb_nl *nl, const char *group,
+		 int (*fn)(const struct sb_event *ev, void *arg),
+		 void (*lost)(void *arg), void *arg)
+{
+	struct listen l = { .fn = fn, .arg = arg, .family = nl->family };
+	struct nl_cb *cb;
+	int grp, ret;
+
+	grp = sb_nl_mcgrp(nl, group);
+	if (grp < 0)
+		return grp;
+	ret = nl_socket_add_membership(nl->sk, grp);
+	if (ret < 0)
+		return nlerr_to_errno(ret);
+	nl_socket_disable_seq_check(nl->sk);
+	/* Room for bursts (many devices created at once); best effort. */
+	nl_socket_set_buffer_size(nl->sk, 1 << 20, 0);
+	cb = nl_cb_alloc(NL_CB_DEFAULT);
+	if (!cb)
+		return -ENOMEM;
+	nl_cb_set(cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, no_seq_check, NULL);
+	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, event_cb, &l);
+	while (!l.ret) {
+		errno = 0;
+		ret = nl_recvmsgs(nl->sk, cb);
+		if (ret == -NLE_NOMEM && errno == ENOBUFS) {
+			/* The socket overflowed: events were dropped. */
+			if (lost)
+				lost(arg);
+			continue;
+		}
+		if (ret < 0) {
+			l.ret = nlerr_to_errno(ret);
+			break;
+		}
+	}
+	nl_cb_put(cb);
+	return l.ret;
 }

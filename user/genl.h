@@ -8,6 +8,7 @@
 #ifndef SNAPBLK_USER_GENL_H
 #define SNAPBLK_USER_GENL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
@@ -45,6 +46,76 @@ struct sb_info {
 };
 
 int sb_nl_get_info(struct sb_nl *nl, struct sb_info *info);
+
+/*
+ * The same as sb_nl_request() as a dump (NLM_F_DUMP): @parse is called
+ * once for each message of the dump.  A dump the kernel ends with an
+ * error (in NLMSG_DONE) returns that error.
+ */
+int sb_nl_dump(struct sb_nl *nl, uint8_t cmd,
+	       int (*put)(struct nl_msg *msg, void *arg),
+	       int (*parse)(struct nlattr **tb, void *arg), void *arg);
+
+/* A device message (SNAPBLK_CMD_CREATE and _STATUS replies, events). */
+struct sb_dev {
+	char name[SNAPBLK_NAME_LEN];
+	uint32_t index;			/* N of /dev/snapblkN */
+	uint64_t image_size;
+	uint32_t chunk_size;
+	uint8_t image_id[SNAPBLK_IMAGE_ID_LEN];
+	uint32_t fetch_timeout_ms;
+	bool has_stats;			/* SNAPBLK_ATTR_STATS present */
+	uint64_t stat_present;		/* bit n: stats[n] was sent */
+	uint64_t stats[SNAPBLK_STAT_MAX + 1];	/* by SNAPBLK_STAT_* */
+};
+
+/*
+ * Decode a device message.  NAME and INDEX are required, the rest is
+ * zero when missing; -EPROTO for a malformed message.
+ */
+int sb_nl_parse_dev(struct nlattr **tb, struct sb_dev *dev);
+
+/* Name of counter SNAPBLK_STAT_@stat in snake case, or NULL (PAD, ...). */
+const char *sb_stat_name(int stat);
+
+/* What SNAPBLK_CMD_CREATE needs. */
+struct sb_create {
+	const char *name;
+	uint64_t image_size;
+	uint32_t chunk_size;
+	const uint8_t *image_id;	/* SNAPBLK_IMAGE_ID_LEN bytes */
+	int table_fd;			/* memfd with the chunk table */
+	uint32_t fetch_timeout_ms;	/* 0: the module's default */
+};
+
+/* Create a device; its reply is decoded into @dev. */
+int sb_nl_create(struct sb_nl *nl, const struct sb_create *req,
+		 struct sb_dev *dev);
+int sb_nl_remove(struct sb_nl *nl, const char *name);
+/* One device by name (-ENOENT: none). */
+int sb_nl_status(struct sb_nl *nl, const char *name, struct sb_dev *dev);
+/* Every device: @fn for each one; a negative return stops the dump. */
+int sb_nl_status_all(struct sb_nl *nl,
+		     int (*fn)(const struct sb_dev *dev, void *arg),
+		     void *arg);
+
+/* An SNAPBLK_EVENT_* message, as sb_nl_listen() hands it over. */
+struct sb_event {
+	uint8_t cmd;		/* SNAPBLK_EVENT_* */
+	struct sb_dev dev;	/* name; the rest for device events */
+	uint64_t chunk;		/* CHUNK_ERROR: chunk index */
+	uint32_t error;		/* CHUNK_ERROR: positive errno */
+};
+
+/*
+ * Join multicast group @group (SNAPBLK_GENL_MCGRP_EVENTS) and call @fn for
+ * every event until it returns non-zero: returns that value when it is
+ * positive, else the negative errno.  @lost (may be NULL) is called when
+ * the socket overflowed and events were dropped; listening goes on.
+ */
+int sb_nl_listen(struct sb_nl *nl, const char *group,
+		 int (*fn)(const struct sb_event *ev, void *arg),
+		 void (*lost)(void *arg), void *arg);
 
 /* What to tell the user for errno @err returned by sb_nl_open(). */
 const char *sb_nl_open_hint(int err);

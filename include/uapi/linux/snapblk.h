@@ -25,10 +25,40 @@
  *     reply:    SNAPBLK_ATTR_MODULE_VERSION  (NUL-terminated string)
  *               SNAPBLK_ATTR_API_VERSION     (u32, SNAPBLK_API_VERSION)
  *
+ *   SNAPBLK_CMD_CREATE     (admin, do): map an unsealed image
+ *     request:  SNAPBLK_ATTR_NAME        (string, < SNAPBLK_NAME_LEN)
+ *               SNAPBLK_ATTR_IMAGE_SIZE  (u64, bytes, > 0)
+ *               SNAPBLK_ATTR_CHUNK_SIZE  (u32, power of two, MIN..MAX)
+ *               SNAPBLK_ATTR_IMAGE_ID    (binary, SNAPBLK_IMAGE_ID_LEN)
+ *               SNAPBLK_ATTR_TABLE_FD    (u32): a file descriptor of the
+ *                 caller (a memfd) holding chunk_count struct
+ *                 snapblk_chunk_entry from offset 0; the kernel reads it
+ *                 during the command, the caller may close it after.
+ *               SNAPBLK_ATTR_FETCH_TIMEOUT_MS (u32, optional)
+ *     reply:    a device message (below)
+ *     errors:   EEXIST name taken, EINVAL bad sizes or table, ENOMEM
+ *
+ *   SNAPBLK_CMD_REMOVE     (admin, do)
+ *     request:  SNAPBLK_ATTR_NAME
+ *     errors:   ENOENT no such device, EBUSY device open (mounted)
+ *
+ *   SNAPBLK_CMD_STATUS     (unprivileged, do and dump)
+ *     request:  SNAPBLK_ATTR_NAME (do); nothing (dump: every device)
+ *     reply:    one device message per device
+ *
+ *   A device message carries SNAPBLK_ATTR_NAME, SNAPBLK_ATTR_INDEX (u32,
+ *   N of /dev/snapblkN), SNAPBLK_ATTR_IMAGE_SIZE, SNAPBLK_ATTR_CHUNK_SIZE,
+ *   SNAPBLK_ATTR_IMAGE_ID, SNAPBLK_ATTR_FETCH_TIMEOUT_MS and
+ *   SNAPBLK_ATTR_STATS, a nest of SNAPBLK_STAT_* u64 counters.
+ *
  * Multicast groups:
  *
- *   SNAPBLK_GENL_MCGRP_EVENTS ("events"): device and clone events.  No
- *   event is defined yet; listeners may subscribe already.
+ *   SNAPBLK_GENL_MCGRP_EVENTS ("events"): device and clone events, each a
+ *   message whose command is an SNAPBLK_EVENT_* value:
+ *     SNAPBLK_EVENT_DEVICE_ADDED, SNAPBLK_EVENT_DEVICE_REMOVED: a device
+ *       message without stats;
+ *     SNAPBLK_EVENT_CHUNK_ERROR: SNAPBLK_ATTR_NAME, SNAPBLK_ATTR_CHUNK
+ *       (u64 chunk index), SNAPBLK_ATTR_ERROR (u32 positive errno).
  */
 #ifndef _UAPI_LINUX_SNAPBLK_H
 #define _UAPI_LINUX_SNAPBLK_H
@@ -50,6 +80,12 @@
 enum snapblk_cmd {
 	SNAPBLK_CMD_UNSPEC,
 	SNAPBLK_CMD_GET_INFO,
+	SNAPBLK_CMD_CREATE,
+	SNAPBLK_CMD_REMOVE,
+	SNAPBLK_CMD_STATUS,
+	SNAPBLK_EVENT_DEVICE_ADDED,
+	SNAPBLK_EVENT_DEVICE_REMOVED,
+	SNAPBLK_EVENT_CHUNK_ERROR,
 
 	__SNAPBLK_CMD_MAX,
 };
@@ -60,11 +96,45 @@ enum snapblk_attr {
 	SNAPBLK_ATTR_UNSPEC,
 	SNAPBLK_ATTR_MODULE_VERSION,	/* string, at most SNAPBLK_VERSION_LEN */
 	SNAPBLK_ATTR_API_VERSION,	/* u32 */
+	SNAPBLK_ATTR_NAME,		/* string, < SNAPBLK_NAME_LEN */
+	SNAPBLK_ATTR_INDEX,		/* u32 */
+	SNAPBLK_ATTR_IMAGE_SIZE,	/* u64 */
+	SNAPBLK_ATTR_CHUNK_SIZE,	/* u32 */
+	SNAPBLK_ATTR_IMAGE_ID,		/* binary, SNAPBLK_IMAGE_ID_LEN */
+	SNAPBLK_ATTR_TABLE_FD,		/* u32 */
+	SNAPBLK_ATTR_FETCH_TIMEOUT_MS,	/* u32 */
+	SNAPBLK_ATTR_STATS,		/* nest of SNAPBLK_STAT_* (u64 each) */
+	SNAPBLK_ATTR_CHUNK,		/* u64 chunk index */
+	SNAPBLK_ATTR_ERROR,		/* u32 positive errno */
+	SNAPBLK_ATTR_PAD,		/* alignment padding for u64 */
 
 	__SNAPBLK_ATTR_MAX,
 };
 
 #define SNAPBLK_ATTR_MAX (__SNAPBLK_ATTR_MAX - 1)
+
+/* Device counters, nested in SNAPBLK_ATTR_STATS; also in sysfs. */
+enum snapblk_stat {
+	SNAPBLK_STAT_UNSPEC,
+	SNAPBLK_STAT_CHUNKS,		/* chunks in the image */
+	SNAPBLK_STAT_ZERO_CHUNKS,	/* of which ZERO */
+	SNAPBLK_STAT_RESIDENT,		/* of which in the memory cache now */
+	SNAPBLK_STAT_CACHE_HITS,	/* chunk lookups served from memory */
+	SNAPBLK_STAT_CACHE_MISSES,	/* chunk lookups that needed a fetch */
+	SNAPBLK_STAT_BYTES_FETCHED,	/* ciphertext bytes accepted */
+	SNAPBLK_STAT_FETCH_ERRORS,	/* bad, failed or timed-out fetches */
+	SNAPBLK_STAT_INFLIGHT,		/* fetches queued or in progress */
+	SNAPBLK_STAT_PAD,		/* alignment padding for u64 */
+
+	__SNAPBLK_STAT_MAX,
+};
+
+#define SNAPBLK_STAT_MAX (__SNAPBLK_STAT_MAX - 1)
+
+/* Longest device name, including the terminating NUL. */
+#define SNAPBLK_NAME_LEN		32
+/* Default of a device's fetch_timeout_ms. */
+#define SNAPBLK_FETCH_TIMEOUT_MS_DEFAULT	30000
 
 /* Longest module version string, including the terminating NUL. */
 #define SNAPBLK_VERSION_LEN		32
@@ -147,6 +217,45 @@ struct snapblk_chunk_entry {
 	__u8	key[SNAPBLK_CHUNK_KEY_LEN];
 	__le32	flags;			/* SNAPBLK_CHUNK_F_* */
 	__le32	__reserved;		/* 0 */
+};
+
+/*
+ * Fetch protocol: /dev/snapblk-fetch
+ * ==================================
+ *
+ * The kernel asks a fetch daemon (snapblkd) for chunk ciphertext through
+ * the misc character device /dev/snapblk-fetch (root only).
+ *
+ * read() returns whole struct snapblk_fetch_req records, as many as fit in
+ * the buffer (at least one; EINVAL if the buffer is smaller than one);
+ * it blocks until a request is pending, or returns EAGAIN with O_NONBLOCK.
+ * poll() reports POLLIN while a request is pending.  A request read by a
+ * daemon belongs to that open file until answered; when the file is closed
+ * (the daemon exits or dies) its unanswered requests go back to the queue
+ * for the next reader.
+ *
+ * write() answers one request: a struct snapblk_fetch_resp, then, when
+ * error is 0, exactly chunk_size bytes of ciphertext as stored (the
+ * kernel hashes and decrypts it; a bad chunk fails the reads that need
+ * it, never the write).  The write returns its full length once the
+ * request is accepted, ENOENT for an unknown or already answered id,
+ * EINVAL for a malformed record.  error > 0 (a positive errno, e.g. ENOENT
+ * for a chunk missing from the store) fails the waiting reads with EIO.
+ */
+struct snapblk_fetch_req {
+	__u32	len;		/* sizeof(struct snapblk_fetch_req) */
+	__u32	chunk_size;	/* bytes of ciphertext to deliver */
+	__u64	id;		/* echo in the answer */
+	__u8	addr[SNAPBLK_ADDR_LEN];	/* content address to fetch */
+	__u32	dev_index;	/* /dev/snapblkN, for logs */
+	__u32	__reserved;
+	__u64	chunk;		/* chunk index in that device, for logs */
+};
+
+struct snapblk_fetch_resp {
+	__u32	len;		/* sizeof(struct snapblk_fetch_resp) */
+	__u32	error;		/* 0, or a positive errno */
+	__u64	id;		/* from the request */
 };
 
 #endif /* _UAPI_LINUX_SNAPBLK_H */

@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The chunk cache shared by every snapblk device: verified plaintext of
+ * chunks, keyed by (content address, chunk key).  A chunk that is missing
+ * is created FETCHING with the reader's request as its first waiter and
+ * queued for the fetch daemon; later readers of the same chunk join the
+ * waiters, so each missing chunk is fetched once.  When the fetch path has
+ * verified and decrypted a chunk (fetch.c), snapblk_cache_complete() makes
+ * it VALID and completes the waiting requests, or fails them.
+ *
+ * Memory: VALID chunks are bounded by the cache_mb parameter, evicted
+ * least recently used first, and given up under memory pressure through a
+ * shrinker.  A chunk being copied out holds a reference and is not evicted.
+ */
+#include "snapblk.h"
+#include "compat.h"
+
+#include <linux/hashtable.h>
+#include <linux/highmem.h>
+#include <linux/jhash.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+
+static unsigned int cache_mb = 256;
+module_param(cache_mb, uint, 0644);
+MODULE_PARM_DESC(cache_mb,
+		 "Memory for verified chunks shared by all devices, in MiB (default 256)");
+
+/*
+ * snapblk_cache_lock protects the hash, the LRU list, the byte count, and
+ * the state, waiters and fetch-list membership of every chunk.  Taken
+ * from process context only (queue_rq runs with BLK_MQ_F_BLOCKING).
+ */
+DEFINE_SPINLOCK(snapblk_cache_lock);
+static DEFINE_HASHTABLE(cache_hash, 12);
+static LIST_HEAD(cache_lru);		/* VALID chunks, most recent first */
+static u64 cache_bytes;			/* plaintext bytes of VALID chunks */
+static struct shrinker *cache_shrinker;
+
+static u32 chunk_hash(const u8 *addr)
+{
+	return jhash(addr, SNAPBLK_ADDR_LEN, 0);
+}
+
+/* Lock held. */
+static struct snapblk_chunk *__lookup(const u8 *addr, const u8 *key)
+{
+	struct snapblk_chunk *c;
+
+	hash_for_each_possible(cache_hash, c, hnode, chunk_hash(addr))
+		if (!memcmp(c->addr, addr, SNAPBLK_ADDR_LEN) &&
+		    !memcmp(c->key, key, SNAPBLK_CHUNK_KEY_LEN))
+			return c;
+	return NULL;
+}
+
+static void chunk_free(struct snapblk_chunk *c)
+{
+	u32 i;
+
+	if (c->pages) {
+		for (i = 0; i < c->nr_pages; i++)
+			if (c->pages[i])
+				__free_page(c->pages[i]);
+		kvfree(c->pages);
+	}
+	kfree(c);
+}
+
+void snapblk_chunk_put(struct snapblk_chunk *c)
+{
+	if (refcount_dec_and_test(&c->ref))
+		chunk_free(c);
+}
+
+/* Lock held; the caller drops the hash's reference after unlocking. */
+static void __unhash(struct snapblk_chunk *c)
+{
+	hash_del(&c->hnode);
+	c->hashed = false;
+	if (c->valid) {
+		list_del_init(&c->lru);
+		cache_bytes -= c->chunk_size;
+	}
+}
+
+/*
+ * Evict unused VALID chunks, least recently used first, until the cache
+ * holds at most @target bytes or @max chunks were evicted.  Returns the
+ * number evicted.
+ */
+static unsigned long cache_evict(u64 target, unsigned long max)
+{
+	struct snapblk_chunk *c, *tmp;
+	unsigned long n = 0;
+	LIST_HEAD(victims);
+
+	spin_lock(&snapblk_cache_lock);
+	list_for_each_entry_safe_reverse(c, tmp, &cache_lru, lru) {
+		if (cache_bytes <= target || n >= max)
+			break;
+		if (refcount_read(&c->ref) > 1)
+			continue;	/* being copied out */
+		__unhash(c);
+		list_add(&c->lru, &victims);
+		n++;
+	}
+	spin_unlock(&snapblk_cache_lock);
+	list_for_each_entry_safe(c, tmp, &victims, lru)
+		snapblk_chunk_put(c);
+	return n;
+}
+
+static u64 cache_limit(void)
+{
+	return (u64)READ_ONCE(cache_mb) << 20;
+}
+
+struct snapblk_chunk *snapblk_cache_lookup(const u8 *addr, const u8 *key)
+{
+	struct snapblk_chunk *c;
+
+	spin_lock(&snapblk_cache_lock);
+	c = __lookup(addr, key);
+	if (c && c->valid) {
+		refcount_inc(&c->ref);
+		list_move(&c->lru, &cache_lru);
+	} else {
+		c = NULL;
+	}
+	spin_unlock(&snapblk_cache_lock);
+	return c;
+}
+
+bool snapblk_cache_resident(const u8 *addr, const u8 *key)
+{
+	struct snapblk_chunk *c;
+	bool ret;
+
+	spin_lock(&snapblk_cache_lock);
+	c = __lookup(addr, key);
+	ret = c && c->valid;
+	spin_unlock(&snapblk_cache_lock);
+	return ret;
+}
+
+/*
+ * Find chunk @chunk of @dev.  Returns it with a reference when it is
+ * VALID (the caller copies and puts it); NULL when @cmd now waits for it
+ * (its request completes from snapblk_cache_complete()); an ERR_PTR when
+ * out of memory.
+ */
+struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
+						 u64 chunk,
+						 struct snapblk_rq *cmd)
+{
+	const struct snapblk_chunk_entry *e = &dev->table[chunk];
+	struct snapblk_chunk *c, *new;
+
+	new = kzalloc(sizeof(*new), GFP_NOIO);
+	if (!new)
+		return ERR_PTR(-ENOMEM);
+
+	spin_lock(&snapblk_cache_lock);
+	c = __lookup(e->addr, e->key);
+	if (c && c->valid) {
+		refcount_inc(&c->ref);
+		list_move(&c->lru, &cache_lru);
+		spin_unlock(&snapblk_cache_lock);
+		kfree(new);
+		atomic64_inc(&dev->hits);
+		return c;
+	}
+	atomic64_inc(&dev->misses);
+	if (c) {
+		/* Being fetched for someone else: wait with them. */
+		list_add_tail(&cmd->node, &c->waiters);
+		spin_unlock(&snapblk_cache_lock);
+		kfree(new);
+		return NULL;
+	}
+	c = new;
+	refcount_set(&c->ref, 1);	/* the hash's */
+	INIT_LIST_HEAD(&c->lru);
+	INIT_LIST_HEAD(&c->fnode);
+	INIT_LIST_HEAD(&c->waiters);
+	memcpy(c->addr, e->addr, SNAPBLK_ADDR_LEN);
+	memcpy(c->key, e->key, SNAPBLK_CHUNK_KEY_LEN);
+	c->chunk_size = dev->chunk_size;
+	c->dev_index = dev->index;
+	c->chunk = chunk;
+	c->deadline = jiffies +
+		msecs_to_jiffies(READ_ONCE(dev->fetch_timeout_ms));
+	c->hashed = true;
+	hash_add(cache_hash, &c->hnode, chunk_hash(c->addr));
+	list_add_tail(&cmd->node, &c->waiters);
+	snapblk_fetch_enqueue(c);
+	spin_unlock(&snapblk_cache_lock);
+	return NULL;
+}
+
+/* Copy the part of chunk @c that request @rq reads into its pages. */
+void snapblk_chunk_copy_to_rq(struct snapblk_chunk *c, struct request *rq)
+{
+	u32 off = (blk_rq_pos(rq) << SECTOR_SHIFT) & (c->chunk_size - 1);
+	struct req_iterator iter;
+	struct bio_vec bv;
+
+	rq_for_each_segment(bv, rq, iter) {
+		u32 done = 0;
+
+		while (done < bv.bv_len) {
+			u32 poff = (off + done) & ~PAGE_MASK;
+			u32 len = min_t(u32, bv.bv_len - done, PAGE_SIZE - poff);
+			struct page *src = c->pages[(off + done) >> PAGE_SHIFT];
+
+			memcpy_page(bv.bv_page, bv.bv_offset + done, src, poff,
+				    len);
+			done += len;
+		}
+		off += bv.bv_len;
+	}
+}
+
+/*
+ * Count the fetch of @c once for each device among @waiters (several
+ * requests of one device, or several devices sharing the chunk, may wait)
+ * and, on failure, raise one chunk-error event per device.
+ */
+static void account_fetch(struct snapblk_chunk *c, struct list_head *waiters,
+			  int err)
+{
+	struct snapblk_dev *seen[8];
+	struct snapblk_rq *cmd;
+	int n = 0, i;
+
+	list_for_each_entry(cmd, waiters, node) {
+		for (i = 0; i < n && seen[i] != cmd->dev; i++)
+			;
+		if (i < n)
+			continue;
+		if (n < ARRAY_SIZE(seen))
+			seen[n++] = cmd->dev;
+		if (err) {
+			atomic64_inc(&cmd->dev->fetch_errors);
+			snapblk_genl_event(SNAPBLK_EVENT_CHUNK_ERROR, cmd->dev,
+					   cmd->chunk, -err);
+		} else {
+			atomic64_add(c->chunk_size, &cmd->dev->bytes_fetched);
+		}
+	}
+}
+
+/*
+ * The fetch of @c ended: @err is 0 when its pages hold verified plaintext.
+ * Completes every waiting request and, on error, forgets the chunk so that
+ * a later read fetches it again.  The caller holds a reference to @c and
+ * has taken it off the fetch lists.
+ */
+void snapblk_cache_complete(struct snapblk_chunk *c, int err)
+{
+	struct snapblk_rq *cmd, *tmp;
+	bool drop_hash_ref = false;
+	LIST_HEAD(waiters);
+
+	spin_lock(&snapblk_cache_lock);
+	list_splice_init(&c->waiters, &waiters);
+	if (!err && c->hashed) {
+		c->valid = true;
+		list_add(&c->lru, &cache_lru);
+		cache_bytes += c->chunk_size;
+	} else if (c->hashed) {
+		__unhash(c);
+		drop_hash_ref = true;
+	}
+	spin_unlock(&snapblk_cache_lock);
+
+	account_fetch(c, &waiters, err);
+	list_for_each_entry_safe(cmd, tmp, &waiters, node) {
+		list_del_init(&cmd->node);
+		if (!err)
+			snapblk_chunk_copy_to_rq(c, cmd->rq);
+		blk_mq_end_request(cmd->rq, err ? BLK_STS_IOERR : BLK_STS_OK);
+	}
+	if (drop_hash_ref)
+		snapblk_chunk_put(c);
+	if (!err)
+		cache_evict(cache_limit(), ULONG_MAX);
+}
+
+/*
+ * Fail with EIO every request of @dev that waits for a fetch (the device is
+ * going away).  The fetches themselves go on for other devices' readers.
+ */
+void snapblk_cache_cancel_dev(struct snapblk_dev *dev)
+{
+	struct snapblk_rq *cmd, *tmp;
+	struct snapblk_chunk *c;
+	LIST_HEAD(cancelled);
+	int bkt;
+
+	spin_lock(&snapblk_cache_lock);
+	hash_for_each(cache_hash, bkt, c, hnode)
+		list_for_each_entry_safe(cmd, tmp, &c->waiters, node)
+			if (cmd->dev == dev)
+				list_move_tail(&cmd->node, &cancelled);
+	spin_unlock(&snapblk_cache_lock);
+
+	list_for_each_entry_safe(cmd, tmp, &cancelled, node) {
+		list_del_init(&cmd->node);
+		blk_mq_end_request(cmd->rq, BLK_STS_IOERR);
+	}
+}
+
+/* Requests of @dev waiting for a fetch. */
+u32 snapblk_dev_inflight(struct snapblk_dev *dev)
+{
+	struct snapblk_rq *cmd;
+	struct snapblk_chunk *c;
+	u32 n = 0;
+	int bkt;
+
+	spin_lock(&snapblk_cache_lock);
+	hash_for_each(cache_hash, bkt, c, hnode)
+		list_for_each_entry(cmd, &c->waiters, node)
+			n += cmd->dev == dev;
+	spin_unlock(&snapblk_cache_lock);
+	return n;
+}
+
+static unsigned long cache_count(struct shrinker *s,
+				 struct shrink_control *sc)
+{
+	return READ_ONCE(cache_bytes) >> PAGE_SHIFT;
+}
+
+static unsigned long cache_scan(struct shrinker *s, struct shrink_control *sc)
+{
+	u64 bytes = READ_ONCE(cache_bytes);
+	u64 want = (u64)sc->nr_to_scan << PAGE_SHIFT;
+	u64 before = bytes;
+
+	cache_evict(bytes > want ? bytes - want : 0, ULONG_MAX);
+	bytes = READ_ONCE(cache_bytes);
+	return before > bytes ? (before - bytes) >> PAGE_SHIFT : SHRINK_STOP;
+}
+
+int __init snapblk_cache_init(void)
+{
+	cache_shrinker = snapblk_shrinker_alloc("snapblk-cache", cache_count,
+						cache_scan);
+	return cache_shrinker ? 0 : -ENOMEM;
+}
+
+/* Every device is gone and the fetch device closed: drop everything. */
+void snapblk_cache_exit(void)
+{
+	snapblk_shrinker_free(cache_shrinker);
+	cache_evict(0, ULONG_MAX);
+	WARN_ON(!hash_empty(cache_hash));
+}

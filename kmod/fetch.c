@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /dev/snapblk-fetch: the kernel side of the fetch daemon protocol (see
+ * include/uapi/linux/snapblk.h).  Missing chunks wait on fetch_queue until
+ * a daemon reads them; a read request then belongs to that open file
+ * (its "claimed" list) until it is answered.  When the file is closed,
+ * whatever it still claims goes back to the head of the queue, so a
+ * daemon that dies or restarts loses no request.  A chunk not delivered
+ * by its deadline (the device's fetch_timeout_ms) fails its readers.
+ *
+ * Every delivered chunk is checked before anything else sees it: its
+ * length, then SHA-256 of the ciphertext against the manifest's address;
+ * only then is it decrypted (AES-256-CTR, zero IV, the chunk's key) into
+ * the cache.  A bad chunk fails exactly the reads waiting for it.
+ */
+#include "snapblk.h"
+
+#include <crypto/hash.h>
+#include <crypto/skcipher.h>
+#include <linux/highmem.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/uio.h>
+#include <linux/workqueue.h>
+
+/* An open /dev/snapblk-fetch; lives from open to release. */
+struct snapblk_fetcher {
+	struct list_head node;		/* on fetchers, under cache lock */
+	struct list_head claimed;	/* chunks read, not yet answered */
+};
+
+/* All under snapblk_cache_lock. */
+static LIST_HEAD(fetch_queue);		/* FETCHING chunks not yet read */
+static LIST_HEAD(fetchers);
+static u64 fetch_next_id = 1;
+static DECLARE_WAIT_QUEUE_HEAD(fetch_wq);
+
+static void fetch_timeout_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(fetch_timeout_work, fetch_timeout_fn);
+
+static struct crypto_shash *sha256_tfm;	/* unkeyed: shared by all */
+
+/* A chunk is missing: queue it for the daemon.  Cache lock held. */
+void snapblk_fetch_enqueue(struct snapblk_chunk *c)
+{
+	c->id = fetch_next_id++;
+	c->owner = NULL;
+	list_add_tail(&c->fnode, &fetch_queue);
+	wake_up_interruptible(&fetch_wq);
+	mod_delayed_work(system_wq, &fetch_timeout_work, HZ / 2);
+}
+
+/* Fail the chunks on @list whose deadline passed; cache lock held. */
+static void collect_expired(struct list_head *list, struct list_head *out)
+{
+	struct snapblk_chunk *c, *tmp;
+
+	list_for_each_entry_safe(c, tmp, list, fnode) {
+		if (time_before(jiffies, c->deadline))
+			continue;
+		refcount_inc(&c->ref);
+		list_move_tail(&c->fnode, out);
+	}
+}
+
+static void fetch_timeout_fn(struct work_struct *work)
+{
+	struct snapblk_fetcher *f;
+	struct snapblk_chunk *c, *tmp;
+	LIST_HEAD(expired);
+	bool more;
+
+	spin_lock(&snapblk_cache_lock);
+	collect_expired(&fetch_queue, &expired);
+	list_for_each_entry(f, &fetchers, node)
+		collect_expired(&f->claimed, &expired);
+	more = !list_empty(&fetch_queue);
+	list_for_each_entry(f, &fetchers, node)
+		more = more || !list_empty(&f->claimed);
+	spin_unlock(&snapblk_cache_lock);
+
+	list_for_each_entry_safe(c, tmp, &expired, fnode) {
+		list_del_init(&c->fnode);
+		pr_warn_ratelimited("snapblk%u: chunk %llu: no answer from the fetch daemon in time\n",
+				    c->dev_index, c->chunk);
+		snapblk_cache_complete(c, -ETIMEDOUT);
+		snapblk_chunk_put(c);
+	}
+	if (more)
+		mod_delayed_work(system_wq, &fetch_timeout_work, HZ / 2);
+}
+
+static int fetch_open(struct inode *inode, struct file *file)
+{
+	struct snapblk_fetcher *f = kzalloc(sizeof(*f), GFP_KERNEL);
+
+	if (!f)
+		return -ENOMEM;
+	INIT_LIST_HEAD(&f->claimed);
+	spin_lock(&snapblk_cache_lock);
+	list_add(&f->node, &fetchers);
+	spin_unlock(&snapblk_cache_lock);
+	file->private_data = f;
+	return 0;
+}
+
+static int fetch_release(struct inode *inode, struct file *file)
+{
+	struct snapblk_fetcher *f = file->private_data;
+	struct snapblk_chunk *c;
+
+	spin_lock(&snapblk_cache_lock);
+	/* Unanswered requests go back first in line, in order. */
+	list_for_each_entry(c, &f->claimed, fnode)
+		c->owner = NULL;
+	list_splice(&f->claimed, &fetch_queue);
+	list_del(&f->node);
+	spin_unlock(&snapblk_cache_lock);
+	wake_up_interruptible(&fetch_wq);
+	kfree(f);
+	return 0;
+}
+
+static ssize_t fetch_read(struct file *file, char __user *buf, size_t len,
+			  loff_t *ppos)
+{
+	struct snapblk_fetcher *f = file->private_data;
+	size_t max = len / sizeof(struct snapblk_fetch_req), n = 0;
+	struct snapblk_fetch_req *reqs;
+	struct snapblk_chunk *c, *tmp;
+	LIST_HEAD(taken);
+	int ret;
+
+	if (!max)
+		return -EINVAL;
+	max = min_t(size_t, max, 64);
+	reqs = kcalloc(max, sizeof(*reqs), GFP_KERNEL);
+	if (!reqs)
+		return -ENOMEM;
+
+	spin_lock(&snapblk_cache_lock);
+	while (list_empty(&fetch_queue)) {
+		spin_unlock(&snapblk_cache_lock);
+		ret = -EAGAIN;
+		if (file->f_flags & O_NONBLOCK)
+			goto out;
+		ret = wait_event_interruptible(fetch_wq,
+					       !list_empty(&fetch_queue));
+		if (ret)
+			goto out;
+		spin_lock(&snapblk_cache_lock);
+	}
+	list_for_each_entry_safe(c, tmp, &fetch_queue, fnode) {
+		struct snapblk_fetch_req *r = &reqs[n];
+
+		r->len = sizeof(*r);
+		r->chunk_size = c->chunk_size;
+		r->id = c->id;
+		memcpy(r->addr, c->addr, SNAPBLK_ADDR_LEN);
+		r->dev_index = c->dev_index;
+		r->chunk = c->chunk;
+		c->owner = f;
+		list_move_tail(&c->fnode, &taken);
+		if (++n == max)
+			break;
+	}
+	list_splice_tail(&taken, &f->claimed);
+	spin_unlock(&snapblk_cache_lock);
+
+	ret = n * sizeof(*reqs);
+	if (copy_to_user(buf, reqs, ret))
+		ret = -EFAULT;	/* they stay claimed: re-queued at close */
+out:
+	kfree(reqs);
+	return ret;
+}
+
+static __poll_t fetch_poll(struct file *file, poll_table *wait)
+{
+	__poll_t mask = 0;
+
+	poll_wait(file, &fetch_wq, wait);
+	spin_lock(&snapblk_cache_lock);
+	if (!list_empty(&fetch_queue))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	spin_unlock(&snapblk_cache_lock);
+	return mask | EPOLLOUT | EPOLLWRNORM;
+}
+
+/* Take the chunk with @id off @f's claimed list, with a reference. */
+static struct snapblk_chunk *claim_answer(struct snapblk_fetcher *f, u64 id)
+{
+	struct snapblk_chunk *c;
+
+	spin_lock(&snapblk_cache_lock);
+	list_for_each_entry(c, &f->claimed, fnode) {
+		if (c->id == id) {
+			list_del_init(&c->fnode);
+			refcount_inc(&c->ref);
+			spin_unlock(&snapblk_cache_lock);
+			return c;
+		}
+	}
+	spin_unlock(&snapblk_cache_lock);
+	return NULL;
+}
+
+/* Put @c back on @f's claimed list (its answer could not be read). */
+static void unclaim(struct snapblk_fetcher *f, struct snapblk_chunk *c)
+{
+	spin_lock(&snapblk_cache_lock);
+	list_add(&c->fnode, &f->claimed);
+	spin_unlock(&snapblk_cache_lock);
+	snapblk_chunk_put(c);
+}
+
+static int alloc_pages_for(struct snapblk_chunk *c)
+{
+	u32 i;
+
+	c->nr_pages = c->chunk_size >> PAGE_SHIFT;
+	c->pages = kvcalloc(c->nr_pages, sizeof(*c->pages), GFP_KERNEL);
+	if (!c->pages)
+		return -ENOMEM;
+	for (i = 0; i < c->nr_pages; i++) {
+		c->pages[i] = alloc_page(GFP_KERNEL);
+		if (!c->pages[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Copy the daemon's ciphertext into the chunk's pages. */
+static int copy_ciphertext(struct snapblk_chunk *c, struct iov_iter *from)
+{
+	u32 i;
+
+	for (i = 0; i < c->nr_pages; i++)
+		if (copy_page_from_iter(c->pages[i], 0, PAGE_SIZE, from) !=
+		    PAGE_SIZE)
+			return -EFAULT;
+	return 0;
+}
+
+/* SHA-256 of the ciphertext must be the chunk's address. */
+static int verify_address(struct snapblk_chunk *c)
+{
+	SHASH_DESC_ON_STACK(desc, sha256_tfm);
+	u8 digest[SNAPBLK_ADDR_LEN];
+	int ret;
+	u32 i;
+
+	desc->tfm = sha256_tfm;
+	ret = crypto_shash_init(desc);
+	for (i = 0; !ret && i < c->nr_pages; i++) {
+		void *p = kmap_local_page(c->pages[i]);
+
+		ret = crypto_shash_update(desc, p, PAGE_SIZE);
+		kunmap_local(p);
+	}
+	if (!ret)
+		ret = crypto_shash_final(desc, digest);
+	shash_desc_zero(desc);
+	if (ret)
+		return ret;
+	return memcmp(digest, c->addr, SNAPBLK_ADDR_LEN) ? -EBADMSG : 0;
+}
+
+/* AES-256-CTR with a zero IV and the chunk's key, in place. */
+static int decrypt_chunk(struct snapblk_chunk *c)
+{
+	struct crypto_skcipher *tfm;
+	struct skcipher_request *req;
+	struct sg_table sgt;
+	DECLARE_CRYPTO_WAIT(wait);
+	u8 iv[16] = { 0 };
+	int ret;
+
+	tfm = crypto_alloc_skcipher("ctr(aes)", 0, 0);
+	if (IS_ERR(tfm))
+		return PTR_ERR(tfm);
+	ret = crypto_skcipher_setkey(tfm, c->key, SNAPBLK_CHUNK_KEY_LEN);
+	if (ret)
+		goto out_tfm;
+	ret = sg_alloc_table_from_pages(&sgt, c->pages, c->nr_pages, 0,
+					c->chunk_size, GFP_KERNEL);
+	if (ret)
+		goto out_tfm;
+	req = skcipher_request_alloc(tfm, GFP_KERNEL);
+	if (!req) {
+		ret = -ENOMEM;
+		goto out_sg;
+	}
+	skcipher_request_set_callback(req, CRYPTO_TFM_REQ_MAY_SLEEP,
+				      crypto_req_done, &wait);
+	skcipher_request_set_crypt(req, sgt.sgl, sgt.sgl, c->chunk_size, iv);
+	ret = crypto_wait_req(crypto_skcipher_decrypt(req), &wait);
+	skcipher_request_free(req);
+out_sg:
+	sg_free_table(&sgt);
+out_tfm:
+	crypto_free_skcipher(tfm);
+	return ret;
+}
+
+/*
+ * One answer per write() or writev(): the response header, then, unless
+ * it reports an error, the chunk's ciphertext.
+ */
+static ssize_t fetch_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct snapblk_fetcher *f = iocb->ki_filp->private_data;
+	size_t len = iov_iter_count(from);
+	struct snapblk_fetch_resp resp;
+	struct snapblk_chunk *c;
+	int err;
+
+	if (len < sizeof(resp))
+		return -EINVAL;
+	if (copy_from_iter(&resp, sizeof(resp), from) != sizeof(resp))
+		return -EFAULT;
+	if (resp.len != sizeof(resp))
+		return -EINVAL;
+	c = claim_answer(f, resp.id);
+	if (!c)
+		return -ENOENT;
+
+	if (resp.error) {
+		if (len != sizeof(resp)) {
+			unclaim(f, c);
+			return -EINVAL;
+		}
+		err = -EIO;
+		pr_warn_ratelimited("snapblk%u: chunk %llu: fetch daemon reports error %u\n",
+				    c->dev_index, c->chunk, resp.error);
+		goto done;
+	}
+	if (len != sizeof(resp) + c->chunk_size) {
+		/* A truncated or padded chunk is a bad chunk. */
+		err = -EBADMSG;
+		pr_warn_ratelimited("snapblk%u: chunk %llu: %zu bytes delivered, %u expected\n",
+				    c->dev_index, c->chunk,
+				    len - sizeof(resp), c->chunk_size);
+		goto done;
+	}
+	err = alloc_pages_for(c);
+	if (!err)
+		err = copy_ciphertext(c, from);
+	if (err == -EFAULT) {
+		unclaim(f, c);
+		return -EFAULT;
+	}
+	if (!err) {
+		err = verify_address(c);
+		if (err == -EBADMSG)
+			pr_warn_ratelimited("snapblk%u: chunk %llu: content does not match its address\n",
+					    c->dev_index, c->chunk);
+	}
+	if (!err) {
+		err = decrypt_chunk(c);
+		if (err)
+			pr_warn_ratelimited("snapblk%u: chunk %llu: cannot decrypt: %d\n",
+					    c->dev_index, c->chunk, err);
+	}
+done:
+	snapblk_cache_complete(c, err);
+	snapblk_chunk_put(c);
+	return len;
+}
+
+static const struct file_operations fetch_fops = {
+	.owner = THIS_MODULE,
+	.open = fetch_open,
+	.release = fetch_release,
+	.read = fetch_read,
+	.write_iter = fetch_write_iter,
+	.poll = fetch_poll,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice fetch_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "snapblk-fetch",
+	.fops = &fetch_fops,
+	.mode = 0600,
+};
+
+int __init snapblk_fetch_init(void)
+{
+	struct crypto_skcipher *ctr;
+	int ret;
+
+	sha256_tfm = crypto_alloc_shash("sha256", 0, 0);
+	if (IS_ERR(sha256_tfm)) {
+		pr_err("no sha256 in the crypto API: %ld\n",
+		       PTR_ERR(sha256_tfm));
+		return PTR_ERR(sha256_tfm);
+	}
+	/*
+	 * Every chunk is decrypted with a ctr(aes) transform of its own;
+	 * make sure the cipher is there now (this loads the ctr module
+	 * where it is one) rather than fail every read later.
+	 */
+	ctr = crypto_alloc_skcipher("ctr(aes)", 0, 0);
+	if (IS_ERR(ctr)) {
+		ret = PTR_ERR(ctr);
+		pr_err("no ctr(aes) in the crypto API (%d): load the ctr module first\n",
+		       ret);
+		goto err_sha;
+	}
+	crypto_free_skcipher(ctr);
+	ret = misc_register(&fetch_misc);
+	if (ret)
+		goto err_sha;
+	return 0;
+
+err_sha:
+	crypto_free_shash(sha256_tfm);
+	return ret;
+}
+
+/* No file is open (each holds a module reference) and no device exists. */
+void snapblk_fetch_exit(void)
+{
+	struct snapblk_chunk *c, *tmp;
+	LIST_HEAD(left);
+
+	misc_deregister(&fetch_misc);
+	cancel_delayed_work_sync(&fetch_timeout_work);
+	spin_lock(&snapblk_cache_lock);
+	list_for_each_entry_safe(c, tmp, &fetch_queue, fnode) {
+		refcount_inc(&c->ref);
+		list_move_tail(&c->fnode, &left);
+	}
+	spin_unlock(&snapblk_cache_lock);
+	list_for_each_entry_safe(c, tmp, &left, fnode) {
+		list_del_init(&c->fnode);
+		snapblk_cache_complete(c, -ESHUTDOWN);
+		snapblk_chunk_put(c);
+	}
+	crypto_free_shash(sha256_tfm);
+}
