@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 ktap_print_header
-ktap_set_plan 21
+ktap_set_plan 22
 
 # t DESC EXPR: one result, passed when the shell expression EXPR is true.
 t() { if eval "$2"; then ktap_test_pass "$1"; else ktap_test_fail "$1"; fi; }
@@ -136,6 +136,25 @@ t "remove after unmount succeeds" \
 	'"$bin/snapblk" remove img'
 t "the device node is gone after remove" \
 	'[ ! -b "/dev/$DEV" ]'
+
+# fio: random and sequential reads with several jobs in flight, then the
+# device compared with a loop device of the same image.
+reload
+map fio "$W/m"
+modprobe loop
+loopdev=$(losetup -f --show -r "$W/image")
+fio --name=rand --filename="/dev/$DEV" --rw=randread --bs=4k --direct=1 \
+	--ioengine=libaio --iodepth=16 --numjobs=4 --size="$((NCHUNKS * CS / 2))" \
+	--group_reporting --output="$W/fio-rand.log" &&
+fio --name=seq --filename="/dev/$DEV" --rw=read --bs=256k --direct=1 \
+	--ioengine=libaio --iodepth=4 --numjobs=2 --group_reporting \
+	--output="$W/fio-seq.log"
+rc=$?
+cmp -n "$SIZE" "/dev/$DEV" "$loopdev"; crc=$?
+losetup -d "$loopdev"
+t "fio random and sequential reads succeed; the device equals a loop device of the image" \
+	'[ $rc = 0 ] && [ $crc = 0 ] && ! grep -q "err= *[1-9]" "$W/fio-rand.log" "$W/fio-seq.log"'
+"$bin/snapblk" remove fio
 
 # 12: exactly one fetch for 16 concurrent readers of one chunk
 reload

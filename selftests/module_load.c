@@ -4,97 +4,14 @@
  * 100 load/unload cycles leave no slab objects behind (a check shown to
  * catch a module that leaks one object per load).
  */
-#include <dirent.h>
 #include <stdint.h>
 
 #include "kselftest_harness.h"
 #include "lib.h"
+#include "slab.h"
 
 /* Load/unload cycles of the leak check; SNAPBLK_LEAK_CYCLES overrides. */
 static int CYCLES = 100;
-#define MAX_CACHES 512
-
-#ifndef SETTLE_SECONDS
-#define SETTLE_SECONDS 3
-#endif
-
-struct slab_count {
-	char name[64];
-	long active;
-};
-
-/*
- * Write 1 to every /sys/kernel/slab/<cache>/shrink: SLUB then returns the
- * objects cached on each CPU to their slabs, so that /proc/slabinfo counts
- * the objects really in use instead of whole per-CPU slabs.
- */
-static void slab_shrink_all(void)
-{
-	char path[512];
-	struct dirent *de;
-	DIR *d = opendir("/sys/kernel/slab");
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		int fd;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink",
-			 de->d_name);
-		fd = open(path, O_WRONLY);
-		if (fd < 0)
-			continue;
-		/* A failed write (an alias of a merged cache) is harmless. */
-		if (write(fd, "1", 1) != 1)
-			errno = 0;
-		close(fd);
-	}
-	closedir(d);
-}
-
-static void drop_caches(void)
-{
-	FILE *f = fopen("/proc/sys/vm/drop_caches", "w");
-
-	if (f) {
-		fputs("3\n", f);
-		fclose(f);
-	}
-}
-
-/* Snapshot /proc/slabinfo after dropping reclaimable caches. */
-static int slab_snapshot(struct slab_count *c, int max)
-{
-	char line[512];
-	FILE *f;
-	int n = 0;
-
-	/*
-	 * Dropping caches also runs the kfree_rcu() shrinker, which hands
-	 * batched frees to RCU at once instead of after up to 5 s; then wait
-	 * for the grace period and the callbacks, and drop again.
-	 */
-	sync();
-	drop_caches();
-	sleep(SETTLE_SECONDS);
-	drop_caches();
-	slab_shrink_all();
-	f = fopen("/proc/slabinfo", "r");
-	if (!f)
-		return -errno;
-	while (n < max && fgets(line, sizeof(line), f)) {
-		if (line[0] == '#' || !strncmp(line, "slabinfo", 8))
-			continue;
-		if (sscanf(line, "%63s %ld", c[n].name, &c[n].active) != 2)
-			continue;
-		n++;
-	}
-	fclose(f);
-	return n;
-}
-
 static void unload_if_loaded(const char *name)
 {
 	if (sb_module_loaded(name))
@@ -154,19 +71,6 @@ static int slab_growth(const char *ko, const char *name, const char *params,
 		}
 	}
 	return na;
-}
-
-/*
- * Caches a module's leak shows in: kmalloc (where all its plain
- * allocations come from) and its own caches.  A module's own cache that
- * still holds objects when the module destroys it makes the kernel log a
- * BUG line, which fails the VM run anyway.  File-system caches (dentries,
- * inodes, radix tree nodes) are left out: the 9p root and tmpfs move them
- * by hundreds of objects whatever the module does.
- */
-static int watched_cache(const char *name)
-{
-	return !strncmp(name, "kmalloc-", 8) || !strncmp(name, "snapblk", 7);
 }
 
 /*
