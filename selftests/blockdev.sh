@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 ktap_print_header
-ktap_set_plan 22
+ktap_set_plan 25
 
 # t DESC EXPR: one result, passed when the shell expression EXPR is true.
 t() { if eval "$2"; then ktap_test_pass "$1"; else ktap_test_fail "$1"; fi; }
@@ -136,6 +136,26 @@ t "remove after unmount succeeds" \
 	'"$bin/snapblk" remove img'
 t "the device node is gone after remove" \
 	'[ ! -b "/dev/$DEV" ]'
+
+# Memory: the cache gives chunks back under memory pressure, and stays
+# within cache_mb.
+reload
+map mem "$W/m"
+cat "/dev/$DEV" > /dev/null
+r0=$(attr resident_chunks)
+echo 2 > /proc/sys/vm/drop_caches
+r1=$(attr resident_chunks)
+t "memory pressure (drop_caches) empties the chunk cache ($r0 -> $r1 chunks)" \
+	'[ "$r0" = "$NDATA" ] && [ "$r1" = 0 ]'
+echo 1 > /sys/module/snapblk/parameters/cache_mb
+cat "/dev/$DEV" > /dev/null
+cmp -n "$SIZE" "/dev/$DEV" "$W/image"; crc=$?
+r2=$(attr resident_chunks)
+echo 256 > /sys/module/snapblk/parameters/cache_mb
+t "with cache_mb=1 at most 1 MiB stays resident ($r2 chunks) and reads stay correct" \
+	'[ $((r2 * CS)) -le $((1 << 20)) ] && [ $crc = 0 ] &&
+	 [ "$(attr bytes_fetched)" -gt "$((2 * NDATA * CS))" ]'
+"$bin/snapblk" remove mem
 
 # fio: random and sequential reads with several jobs in flight, then the
 # device compared with a loop device of the same image.
@@ -282,6 +302,10 @@ map dup "$W/m"
 out=$("$bin/snapblk" create dup "$W/m" --key-file "$W/key" 2>&1); rc=$?
 t "a second device with the same name is refused" \
 	'[ $rc = 1 ] && [[ "$out" == *exist* ]]'
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+	"$bin/snapblk" remove dup 2>&1); rc=$?
+t "an unprivileged remove is refused and told to run as root" \
+	'[ $rc = 1 ] && [[ "$out" == *root* ]] && [ -b "/dev/$DEV" ]'
 "$bin/snapblk" remove dup
 ok=1
 for i in $(seq 50); do

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "sb_file.h"
+#include "util.h"
 
 int sb_read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 {
@@ -213,4 +214,25 @@ void sb_format_tenant_key(const uint8_t key[SNAPBLK_TENANT_KEY_LEN],
 	}
 	out[2 * SNAPBLK_TENANT_KEY_LEN] = '\n';
 	out[2 * SNAPBLK_TENANT_KEY_LEN + 1] = '\0';
+}
+
+void sb_load_tenant_key(const char *path, uint8_t key[SNAPBLK_TENANT_KEY_LEN])
+{
+	bool loose;
+	int ret;
+
+	ret = sb_read_tenant_key(path, key, &loose);
+	if (ret == -EINVAL)
+		die(EXIT_FAIL, 0, "a tenant key file holds 64 hex digits, as "
+		    "written by 'snapblk-build keygen -o FILE'",
+		    "%s is not a tenant key", path);
+	if (ret)
+		die(EXIT_FAIL, -ret, ret == -ENOENT ?
+		    "create one with 'snapblk-build keygen -o FILE', or check "
+		    "--key-file" : "check --key-file and its permissions",
+		    "cannot read tenant key %s", path);
+	if (loose)
+		err_report(0, "restrict it with 'chmod 600' on the key file",
+			   "warning: tenant key %s is readable by other users",
+			   path);
 }

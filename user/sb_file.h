@@ -43,4 +43,10 @@ int sb_fsync_dir_of(const char *path);
 /* Write all of buf, retrying short writes and EINTR; 0 or -errno. */
 int sb_write_all(int fd, const void *buf, size_t len);
 
+/*
+ * sb_read_tenant_key() for a tool: on failure say why and what to do and
+ * exit 1; warn when the file is readable by other users.
+ */
+void sb_load_tenant_key(const char *path, uint8_t key[SNAPBLK_TENANT_KEY_LEN]);
+
 #endif

@@ -221,27 +221,6 @@ static void human(uint64_t n, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
-static void read_key(const char *path, uint8_t key[SNAPBLK_TENANT_KEY_LEN])
-{
-	bool loose;
-	int ret;
-
-	ret = sb_read_tenant_key(path, key, &loose);
-	if (ret == -EINVAL)
-		die(EXIT_FAIL, 0, "a tenant key file holds 64 hex digits, as "
-		    "written by 'snapblk-build keygen -o FILE'",
-		    "%s is not a tenant key", path);
-	if (ret)
-		die(EXIT_FAIL, -ret, ret == -ENOENT ?
-		    "create one with 'snapblk-build keygen -o FILE', or check "
-		    "--key-file" : "check --key-file and its permissions",
-		    "cannot read tenant key %s", path);
-	if (loose)
-		err_report(0, "restrict it with 'chmod 600' on the key file",
-			   "warning: tenant key %s is readable by other users",
-			   path);
-}
-
 /* NULL path: the default secret, returned as NULL. */
 static uint8_t *read_secret(const char *path, size_t *len)
 {
@@ -329,7 +308,7 @@ static void load_manifest(const char *path, const char *key_file,
 	uint8_t key[SNAPBLK_TENANT_KEY_LEN], *buf;
 	int ret;
 
-	read_key(key_file, key);
+	sb_load_tenant_key(key_file, key);
 	ret = sb_read_file(path, SB_MANIFEST_MAX_FILE_LEN, &buf, len);
 	if (ret == -EFBIG)
 		too_long(path);
@@ -845,7 +824,7 @@ static int cmd_create(int argc, char **argv)
 	int ret;
 
 	parse_create(argc, argv, &o);
-	read_key(o.key_file, key);
+	sb_load_tenant_key(o.key_file, key);
 	memset(&b, 0, sizeof(b));
 	secret = read_secret(o.secret_file, &b.secret_len);
 	b.secret = secret;

@@ -307,25 +307,6 @@ static void print_dev_json(const struct sb_dev *d)
 
 /* -------------------------------------------------------------- create */
 
-static void read_key(const char *path, uint8_t key[SNAPBLK_TENANT_KEY_LEN])
-{
-	bool loose;
-	int ret;
-
-	ret = sb_read_tenant_key(path, key, &loose);
-	if (ret == -EINVAL)
-		die(EXIT_FAIL, 0, "a tenant key file holds 64 hex digits, as "
-		    "written by 'snapblk-build keygen -o FILE'",
-		    "%s is not a tenant key", path);
-	if (ret)
-		die(EXIT_FAIL, -ret, "check --key-file and its permissions",
-		    "cannot read tenant key %s", path);
-	if (loose)
-		err_report(0, "restrict it with 'chmod 600' on the key file",
-			   "warning: tenant key %s is readable by other users",
-			   path);
-}
-
 /* Read and unseal a manifest file, or say why not and exit 1. */
 static void load_manifest(const char *path, const char *key_file,
 			  struct sb_manifest *m)
@@ -335,7 +316,7 @@ static void load_manifest(const char *path, const char *key_file,
 	size_t len;
 	int ret;
 
-	read_key(key_file, key);
+	sb_load_tenant_key(key_file, key);
 	ret = sb_read_file(path, SB_MANIFEST_MAX_FILE_LEN, &buf, &len);
 	if (ret == -EFBIG)
 		die(EXIT_FAIL, 0, "check the manifest path: no manifest is "
