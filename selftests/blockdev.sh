@@ -213,7 +213,7 @@ truncate -s $((CS / 2)) "$(store_file "$b")"
 cp "$W/good.$a" "$(store_file "$c")"
 "$bin/snapblk" events --count 3 > "$W/events" 2>&1 &
 EPID=$!
-sleep 0.5
+sleep 2	# let it join the events group
 eio=0
 for x in $a $b $c; do
 	err=$(dd if="/dev/$DEV" of=/dev/null $(chunk_dd "$x") 2>&1) && eio=1
