@@ -116,22 +116,6 @@ static u64 cache_limit(void)
 	return (u64)READ_ONCE(cache_mb) << 20;
 }
 
-struct snapblk_chunk *snapblk_cache_lookup(const u8 *addr, const u8 *key)
-{
-	struct snapblk_chunk *c;
-
-	spin_lock(&snapblk_cache_lock);
-	c = __lookup(addr, key);
-	if (c && c->valid) {
-		refcount_inc(&c->ref);
-		list_move(&c->lru, &cache_lru);
-	} else {
-		c = NULL;
-	}
-	spin_unlock(&snapblk_cache_lock);
-	return c;
-}
-
 bool snapblk_cache_resident(const u8 *addr, const u8 *key)
 {
 	struct snapblk_chunk *c;

@@ -349,7 +349,7 @@ out:
 }
 
 /* Module exit: no device exists (each holds a module reference). */
-void snapblk_dev_remove_all(void)
+static void snapblk_dev_remove_all(void)
 {
 	struct snapblk_dev *dev, *tmp;
 

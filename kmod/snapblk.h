@@ -103,13 +103,11 @@ struct snapblk_dev *snapblk_dev_find(const char *name);	/* devs mutex held */
 u64 snapblk_dev_resident(struct snapblk_dev *dev);
 /* Longest fetch_timeout_ms accepted: one hour. */
 #define SNAPBLK_FETCH_TIMEOUT_MS_MAX	3600000U
-void snapblk_dev_remove_all(void);
 int snapblk_dev_init(void);
 void snapblk_dev_exit(void);
 
 /* cache.c */
 extern spinlock_t snapblk_cache_lock;
-struct snapblk_chunk *snapblk_cache_lookup(const u8 *addr, const u8 *key);
 struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
 						 u64 chunk,
 						 struct snapblk_rq *cmd);
