@@ -55,7 +55,7 @@ MODULES := $(foreach k,$(KERNELS),$(B)/$(k)/snapblk.ko)
 # ---------------------------------------------------------------- userspace
 CC ?= cc
 USER_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
-	       -I$(TOP)/include/uapi -I$(TOP)/user $(CFLAGS)
+	       -I$(TOP)/include/uapi -I$(TOP)/include -I$(TOP)/user $(CFLAGS)
 NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null)
 NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
 

@@ -14,6 +14,7 @@
 #include <linux/ctype.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/random.h>
 #include <linux/slab.h>
 #include <net/genetlink.h>
 
@@ -45,6 +46,13 @@ static const struct nla_policy snapblk_genl_policy[SNAPBLK_ATTR_MAX + 1] = {
 	[SNAPBLK_ATTR_CHUNK] = { .type = NLA_REJECT },
 	[SNAPBLK_ATTR_ERROR] = { .type = NLA_REJECT },
 	[SNAPBLK_ATTR_PAD] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_GENERATION] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_GENERATION_ID] =
+		NLA_POLICY_EXACT_LEN(SNAPBLK_GENERATION_ID_LEN),
+	[SNAPBLK_ATTR_CLONE_SOURCE] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_CLONE_SOURCES] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_RESEED] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_CLONE_STATS] = { .type = NLA_REJECT },
 };
 
 static struct genl_family snapblk_genl_family;
@@ -320,6 +328,93 @@ static int snapblk_genl_status_dump(struct sk_buff *skb,
 	return skb->len;
 }
 
+/*
+ * Simulate a clone.  Forcing a reseed is RNDRESEEDCRNG's privilege, so on
+ * top of GENL_ADMIN_PERM (CAP_NET_ADMIN) the caller needs CAP_SYS_ADMIN;
+ * the reseed runs in the caller's context, before the reply.
+ */
+static int snapblk_genl_clone_trigger(struct sk_buff *skb,
+				      struct genl_info *info)
+{
+	u8 id[SNAPBLK_GENERATION_ID_LEN];
+	struct sk_buff *msg;
+	u64 generation;
+	void *hdr;
+	int ret;
+
+	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
+		GENL_SET_ERR_MSG(info, "forcing an RNG reseed needs CAP_SYS_ADMIN");
+		return -EPERM;
+	}
+	if (info->attrs[SNAPBLK_ATTR_GENERATION_ID])
+		nla_memcpy(id, info->attrs[SNAPBLK_ATTR_GENERATION_ID],
+			   sizeof(id));
+	else
+		get_random_bytes(id, sizeof(id));
+	ret = snapblk_clone_event(SNAPBLK_CLONE_SOURCE_TRIGGER, id, false,
+				  &generation);
+	if (ret) {
+		GENL_SET_ERR_MSG(info, "generation bumped but the RNG reseed failed");
+		return ret;
+	}
+
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &snapblk_genl_family, 0,
+				SNAPBLK_CMD_CLONE_TRIGGER);
+	if (!hdr || nla_put_u64_64bit(msg, SNAPBLK_ATTR_GENERATION,
+				      generation, SNAPBLK_ATTR_PAD)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+static int snapblk_genl_clone_status(struct sk_buff *skb,
+				     struct genl_info *info)
+{
+	struct snapblk_clone_stats st;
+	struct sk_buff *msg;
+	struct nlattr *nest;
+	u64 generation;
+	void *hdr;
+
+	snapblk_clone_get(&generation, NULL, &st);
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &snapblk_genl_family, 0,
+				SNAPBLK_CMD_CLONE_STATUS);
+	if (!hdr)
+		goto err_free;
+	if (nla_put_u64_64bit(msg, SNAPBLK_ATTR_GENERATION, generation,
+			      SNAPBLK_ATTR_PAD) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_CLONE_SOURCE, st.last_source) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_CLONE_SOURCES,
+			snapblk_clone_sources()))
+		goto err_free;
+	nest = nla_nest_start(msg, SNAPBLK_ATTR_CLONE_STATS);
+	if (!nest ||
+	    nla_put_u64_64bit(msg, SNAPBLK_CLONE_STAT_EVENTS, st.events,
+			      SNAPBLK_CLONE_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_CLONE_STAT_DUPLICATES,
+			      st.duplicates, SNAPBLK_CLONE_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_CLONE_STAT_RESEEDS, st.reseeds,
+			      SNAPBLK_CLONE_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_CLONE_STAT_RESEED_FAILURES,
+			      st.reseed_failures, SNAPBLK_CLONE_STAT_PAD))
+		goto err_free;
+	nla_nest_end(msg, nest);
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+
+err_free:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
+}
+
 static const struct genl_small_ops snapblk_genl_ops[] = {
 	{
 		.cmd = SNAPBLK_CMD_GET_INFO,
@@ -339,6 +434,15 @@ static const struct genl_small_ops snapblk_genl_ops[] = {
 		.cmd = SNAPBLK_CMD_STATUS,
 		.doit = snapblk_genl_status,
 		.dumpit = snapblk_genl_status_dump,
+	},
+	{
+		.cmd = SNAPBLK_CMD_CLONE_TRIGGER,
+		.doit = snapblk_genl_clone_trigger,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = SNAPBLK_CMD_CLONE_STATUS,
+		.doit = snapblk_genl_clone_status,
 	},
 };
 
@@ -370,6 +474,29 @@ void snapblk_genl_event(u8 cmd, struct snapblk_dev *dev, u64 chunk, int err)
 
 err_free:
 	nlmsg_free(msg);
+}
+
+/* Multicast a clone: sent after the RNG was reseeded for it. */
+void snapblk_genl_clone_event(u64 generation, u32 source, u32 reseed)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return;
+	hdr = genlmsg_put(msg, 0, 0, &snapblk_genl_family, 0,
+			  SNAPBLK_EVENT_CLONE);
+	if (!hdr ||
+	    nla_put_u64_64bit(msg, SNAPBLK_ATTR_GENERATION, generation,
+			      SNAPBLK_ATTR_PAD) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_CLONE_SOURCE, source) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_RESEED, reseed)) {
+		nlmsg_free(msg);
+		return;
+	}
+	genlmsg_end(msg, hdr);
+	genlmsg_multicast(&snapblk_genl_family, msg, 0, 0, GFP_KERNEL);
 }
 
 static const struct genl_multicast_group snapblk_genl_mcgrps[] = {

@@ -26,10 +26,15 @@ static int __init snapblk_init(void)
 	ret = snapblk_genl_init();
 	if (ret)
 		goto err_dev;
+	ret = snapblk_clone_init();
+	if (ret)
+		goto err_genl;
 
 	pr_info("version %s loaded\n", SNAPBLK_VERSION);
 	return 0;
 
+err_genl:
+	snapblk_genl_exit();
 err_dev:
 	snapblk_dev_exit();
 err_fetch:
@@ -43,6 +48,7 @@ err_out:
 
 static void __exit snapblk_exit(void)
 {
+	snapblk_clone_exit();
 	snapblk_genl_exit();
 	snapblk_dev_exit();
 	snapblk_fetch_exit();

@@ -517,6 +517,104 @@ int sb_nl_status_all(struct sb_nl *nl,
 	return sb_nl_dump(nl, SNAPBLK_CMD_STATUS, NULL, parse_status_all, &s);
 }
 
+/* -------------------------------------------------------------- clone */
+
+static int parse_clone_status(struct nlattr **tb, void *arg)
+{
+	struct sb_clone_status *st = arg;
+	struct nlattr *nest[SNAPBLK_CLONE_STAT_MAX + 1];
+	int i;
+
+	if (!tb[SNAPBLK_ATTR_GENERATION] || !tb[SNAPBLK_ATTR_CLONE_SOURCE] ||
+	    !tb[SNAPBLK_ATTR_CLONE_SOURCES] || !tb[SNAPBLK_ATTR_CLONE_STATS] ||
+	    get_u64(tb[SNAPBLK_ATTR_GENERATION], &st->generation) ||
+	    get_u32(tb[SNAPBLK_ATTR_CLONE_SOURCE], &st->last_source) ||
+	    get_u32(tb[SNAPBLK_ATTR_CLONE_SOURCES], &st->sources) ||
+	    nla_parse_nested(nest, SNAPBLK_CLONE_STAT_MAX,
+			     tb[SNAPBLK_ATTR_CLONE_STATS], NULL) < 0)
+		return -EPROTO;
+	for (i = 1; i <= SNAPBLK_CLONE_STAT_MAX; i++)
+		if (i != SNAPBLK_CLONE_STAT_PAD && nest[i] &&
+		    get_u64(nest[i], &st->stats[i]))
+			return -EPROTO;
+	return 0;
+}
+
+int sb_nl_clone_status(struct sb_nl *nl, struct sb_clone_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	return sb_nl_request(nl, SNAPBLK_CMD_CLONE_STATUS, NULL,
+			     parse_clone_status, st);
+}
+
+struct clone_trigger {
+	const uint8_t *id;
+	uint64_t generation;
+	bool replied;
+};
+
+static int put_clone_trigger(struct nl_msg *msg, void *arg)
+{
+	struct clone_trigger *t = arg;
+
+	if (!t->id)
+		return 0;
+	return nla_put(msg, SNAPBLK_ATTR_GENERATION_ID,
+		       SNAPBLK_GENERATION_ID_LEN, t->id);
+}
+
+static int parse_clone_trigger(struct nlattr **tb, void *arg)
+{
+	struct clone_trigger *t = arg;
+
+	if (!tb[SNAPBLK_ATTR_GENERATION] ||
+	    get_u64(tb[SNAPBLK_ATTR_GENERATION], &t->generation))
+		return -EPROTO;
+	t->replied = true;
+	return 0;
+}
+
+int sb_nl_clone_trigger(struct sb_nl *nl, const uint8_t *id,
+			uint64_t *generation)
+{
+	struct clone_trigger t = { .id = id };
+	int ret;
+
+	ret = sb_nl_request(nl, SNAPBLK_CMD_CLONE_TRIGGER, put_clone_trigger,
+			    parse_clone_trigger, &t);
+	if (!ret && !t.replied)
+		ret = -EPROTO;
+	if (!ret && generation)
+		*generation = t.generation;
+	return ret;
+}
+
+const char *sb_clone_source_name(uint32_t source)
+{
+	static const char *const names[] = {
+		[SNAPBLK_CLONE_SOURCE_UNSPEC] = "none",
+		[SNAPBLK_CLONE_SOURCE_VMGENID] = "vmgenid",
+		[SNAPBLK_CLONE_SOURCE_GENPAGE] = "genpage",
+		[SNAPBLK_CLONE_SOURCE_TRIGGER] = "trigger",
+	};
+
+	return source < sizeof(names) / sizeof(names[0]) ? names[source] :
+	       "unknown";
+}
+
+const char *sb_reseed_name(uint32_t reseed)
+{
+	static const char *const names[] = {
+		[SNAPBLK_RESEED_UNSPEC] = "none",
+		[SNAPBLK_RESEED_FORCED] = "forced",
+		[SNAPBLK_RESEED_KERNEL] = "kernel",
+		[SNAPBLK_RESEED_FAILED] = "failed",
+	};
+
+	return reseed < sizeof(names) / sizeof(names[0]) ? names[reseed] :
+	       "unknown";
+}
+
 /* ------------------------------------------------------------- events */
 
 struct listen {
@@ -544,6 +642,15 @@ static int parse_event(struct nl_msg *msg, struct sb_event *ev)
 		    !tb[SNAPBLK_ATTR_CHUNK] || !tb[SNAPBLK_ATTR_ERROR] ||
 		    get_u64(tb[SNAPBLK_ATTR_CHUNK], &ev->chunk) ||
 		    get_u32(tb[SNAPBLK_ATTR_ERROR], &ev->error))
+			return -EPROTO;
+		return 0;
+	case SNAPBLK_EVENT_CLONE:
+		if (!tb[SNAPBLK_ATTR_GENERATION] ||
+		    get_u64(tb[SNAPBLK_ATTR_GENERATION], &ev->generation) ||
+		    !tb[SNAPBLK_ATTR_CLONE_SOURCE] ||
+		    get_u32(tb[SNAPBLK_ATTR_CLONE_SOURCE], &ev->clone_source) ||
+		    !tb[SNAPBLK_ATTR_RESEED] ||
+		    get_u32(tb[SNAPBLK_ATTR_RESEED], &ev->reseed))
 			return -EPROTO;
 		return 0;
 	default:

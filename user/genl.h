@@ -105,7 +105,30 @@ struct sb_event {
 	struct sb_dev dev;	/* name; the rest for device events */
 	uint64_t chunk;		/* CHUNK_ERROR: chunk index */
 	uint32_t error;		/* CHUNK_ERROR: positive errno */
+	uint64_t generation;	/* CLONE: the new generation */
+	uint32_t clone_source;	/* CLONE: SNAPBLK_CLONE_SOURCE_* */
+	uint32_t reseed;	/* CLONE: SNAPBLK_RESEED_* */
 };
+
+/* SNAPBLK_CMD_CLONE_STATUS */
+struct sb_clone_status {
+	uint64_t generation;
+	uint32_t last_source;	/* SNAPBLK_CLONE_SOURCE_* */
+	uint32_t sources;	/* bitmask of 1 << SNAPBLK_CLONE_SOURCE_* */
+	uint64_t stats[SNAPBLK_CLONE_STAT_MAX + 1];	/* SNAPBLK_CLONE_STAT_* */
+};
+
+int sb_nl_clone_status(struct sb_nl *nl, struct sb_clone_status *st);
+/*
+ * Simulate a clone with generation ID @id (SNAPBLK_GENERATION_ID_LEN
+ * bytes, or NULL for a random one); the new generation in @generation.
+ */
+int sb_nl_clone_trigger(struct sb_nl *nl, const uint8_t *id,
+			uint64_t *generation);
+/* "vmgenid", "genpage", "trigger", "none" or "unknown". */
+const char *sb_clone_source_name(uint32_t source);
+/* "forced", "kernel", "failed", "none" or "unknown". */
+const char *sb_reseed_name(uint32_t reseed);
 
 /*
  * Join multicast group @group (SNAPBLK_GENL_MCGRP_EVENTS) and call @fn for

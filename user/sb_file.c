@@ -151,7 +151,7 @@ int sb_write_file_atomic(const char *path, const void *buf, size_t len,
 	return ret;
 }
 
-static int hexval(int c)
+int sb_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -189,8 +189,8 @@ int sb_read_tenant_key(const char *path,
 		goto out;
 	}
 	for (i = 0; i < SNAPBLK_TENANT_KEY_LEN; i++) {
-		hi = hexval(buf[2 * i]);
-		lo = hexval(buf[2 * i + 1]);
+		hi = sb_hexval(buf[2 * i]);
+		lo = sb_hexval(buf[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			ret = -EINVAL;
 			goto out;

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -21,6 +23,7 @@
 #include "manifest.h"
 #include "sb_file.h"
 #include "util.h"
+#include "snapblk_gen.h"
 
 /* Options after the command name; each command lists those it takes. */
 enum {
@@ -28,12 +31,18 @@ enum {
 	OPT_KEY_FILE = 1 << 1,
 	OPT_FETCH_TIMEOUT = 1 << 2,
 	OPT_COUNT = 1 << 3,
+	OPT_EXEC = 1 << 4,
+	OPT_TIMEOUT = 1 << 5,
+	OPT_ID = 1 << 6,
 };
 
 static bool opt_json;
 static const char *opt_key_file;
 static uint32_t opt_fetch_timeout_ms;	/* 0: not given */
 static uint32_t opt_count;		/* 0: not given */
+static const char *opt_exec;		/* wait-clone --exec */
+static uint32_t opt_timeout;		/* wait-clone --timeout, 0: none */
+static const char *opt_id;		/* simulate-clone --id */
 
 struct command {
 	const char *name;
@@ -52,6 +61,9 @@ static int cmd_remove(int argc, char **argv);
 static int cmd_ls(int argc, char **argv);
 static int cmd_info(int argc, char **argv);
 static int cmd_events(int argc, char **argv);
+static int cmd_clone_status(int argc, char **argv);
+static int cmd_wait_clone(int argc, char **argv);
+static int cmd_simulate_clone(int argc, char **argv);
 
 static const struct command commands[] = {
 	{ "create", "NAME MANIFEST --key-file FILE [--fetch-timeout MS]",
@@ -78,6 +90,24 @@ static const struct command commands[] = {
 	  "  -n, --count N            exit after N events\n"
 	  "  -j, --json               one JSON object per line\n",
 	  0, 0, OPT_JSON | OPT_COUNT, cmd_events },
+	{ "clone-status", "[--json]",
+	  "show the clone generation, its sources and counters",
+	  "  -j, --json               print a JSON object\n",
+	  0, 0, OPT_JSON, cmd_clone_status },
+	{ "wait-clone", "[--exec CMD] [--timeout S] [--json]",
+	  "block until the next VM clone, print it, then run CMD",
+	  "  -e, --exec CMD           then run CMD with /bin/sh -c; its exit "
+	  "status\n"
+	  "                           is ours; it finds SNAPBLK_GENERATION and\n"
+	  "                           SNAPBLK_CLONE_SOURCE in its environment\n"
+	  "  -T, --timeout S          give up after S seconds (exit 3)\n"
+	  "  -j, --json               print the clone as a JSON object\n",
+	  0, 0, OPT_EXEC | OPT_TIMEOUT | OPT_JSON, cmd_wait_clone },
+	{ "simulate-clone", "[--id UUID]",
+	  "tell the module a clone happened, as a hypervisor would (tests)",
+	  "  -i, --id UUID            the new generation ID (default: random,\n"
+	  "                           drawn from the RNG the clone shares)\n",
+	  0, 0, OPT_ID, cmd_simulate_clone },
 	{ "version", "", "print the tool's and the loaded module's versions",
 	  NULL, 0, 0, OPT_JSON, cmd_version },
 	{ "help", "[COMMAND]", "show help for all commands or for one",
@@ -589,6 +619,8 @@ static const char *event_name(uint8_t cmd)
 		return "device-removed";
 	case SNAPBLK_EVENT_CHUNK_ERROR:
 		return "chunk-error";
+	case SNAPBLK_EVENT_CLONE:
+		return "clone";
 	default:
 		return "unknown";
 	}
@@ -611,6 +643,12 @@ static void print_event_json(const struct sb_event *ev)
 		printf(",\"chunk\":%" PRIu64 ",\"errno\":%" PRIu32
 		       ",\"error\":", ev->chunk, ev->error);
 		json_print_string(strerror(ev->error));
+		break;
+	case SNAPBLK_EVENT_CLONE:
+		printf(",\"generation\":%" PRIu64 ",\"source\":\"%s\""
+		       ",\"reseed\":\"%s\"", ev->generation,
+		       sb_clone_source_name(ev->clone_source),
+		       sb_reseed_name(ev->reseed));
 		break;
 	default:
 		printf(",\"cmd\":%u", ev->cmd);
@@ -635,6 +673,11 @@ static void print_event(const struct sb_event *ev)
 	case SNAPBLK_EVENT_CHUNK_ERROR:
 		printf("chunk error: %s chunk %" PRIu64 ": %s\n",
 		       ev->dev.name, ev->chunk, strerror(ev->error));
+		break;
+	case SNAPBLK_EVENT_CLONE:
+		printf("clone: generation %" PRIu64 " from %s, RNG reseed %s\n",
+		       ev->generation, sb_clone_source_name(ev->clone_source),
+		       sb_reseed_name(ev->reseed));
 		break;
 	default:
 		printf("unknown event %u%s%s\n", ev->cmd,
@@ -685,6 +728,165 @@ static int cmd_events(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* --------------------------------------------------------------- clone */
+
+static int cmd_clone_status(int argc, char **argv)
+{
+	static const char *const stat_names[SNAPBLK_CLONE_STAT_MAX + 1] = {
+		[SNAPBLK_CLONE_STAT_EVENTS] = "events",
+		[SNAPBLK_CLONE_STAT_DUPLICATES] = "duplicates",
+		[SNAPBLK_CLONE_STAT_RESEEDS] = "reseeds",
+		[SNAPBLK_CLONE_STAT_RESEED_FAILURES] = "reseed_failures",
+	};
+	struct sb_clone_status st;
+	struct sb_nl nl;
+	uint32_t s;
+	int i, n = 0, ret;
+
+	(void)argc;
+	(void)argv;
+	sb_connect(&nl, "cannot query the clone generation");
+	ret = sb_nl_clone_status(&nl, &st);
+	if (ret)
+		nl_die(&nl, ret, NULL, "cannot query the clone generation");
+	sb_nl_close(&nl);
+
+	if (opt_json) {
+		printf("{\"generation\":%" PRIu64 ",\"last_source\":\"%s\""
+		       ",\"sources\":[", st.generation,
+		       sb_clone_source_name(st.last_source));
+		for (s = 1; s < 32; s++)
+			if (st.sources & (1U << s))
+				printf("%s\"%s\"", n++ ? "," : "",
+				       sb_clone_source_name(s));
+		printf("]");
+		for (i = 1; i <= SNAPBLK_CLONE_STAT_MAX; i++)
+			if (stat_names[i])
+				printf(",\"%s\":%" PRIu64, stat_names[i],
+				       st.stats[i]);
+		printf("}\n");
+		return EXIT_OK;
+	}
+	printf("generation:       %" PRIu64 "\n", st.generation);
+	printf("last source:      %s\n", sb_clone_source_name(st.last_source));
+	printf("sources:         ");
+	for (s = 1; s < 32; s++)
+		if (st.sources & (1U << s))
+			printf(" %s", sb_clone_source_name(s));
+	printf("\n");
+	for (i = 1; i <= SNAPBLK_CLONE_STAT_MAX; i++)
+		if (stat_names[i])
+			printf("%-17s %" PRIu64 "\n", stat_names[i],
+			       st.stats[i]);
+	return EXIT_OK;
+}
+
+/* Exit status of wait-clone when --timeout expires. */
+#define EXIT_TIMEOUT 3
+
+static int cmd_wait_clone(int argc, char **argv)
+{
+	struct snapblk_gen_info gi;
+	struct pollfd pfd;
+	char env[32];
+	ssize_t n;
+	int fd, ret;
+
+	(void)argc;
+	(void)argv;
+	fd = open(SNAPBLK_GEN_DEVICE, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		die(EXIT_FAIL, errno, errno == ENOENT ?
+		    "load the module: 'insmod snapblk.ko'" : NULL,
+		    "cannot open %s", SNAPBLK_GEN_DEVICE);
+	for (;;) {
+		n = read(fd, &gi, sizeof(gi));
+		if (n == (ssize_t)sizeof(gi))
+			break;
+		if (n >= 0)
+			die(EXIT_FAIL, 0, "do the module and the tools match? "
+			    "('snapblk version' shows both)",
+			    "short read from %s", SNAPBLK_GEN_DEVICE);
+		if (errno != EAGAIN && errno != EINTR)
+			die(EXIT_FAIL, errno, NULL, "cannot read %s",
+			    SNAPBLK_GEN_DEVICE);
+		pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+		ret = poll(&pfd, 1, opt_timeout ? (int)opt_timeout * 1000 : -1);
+		if (ret < 0 && errno != EINTR)
+			die(EXIT_FAIL, errno, NULL, "cannot wait on %s",
+			    SNAPBLK_GEN_DEVICE);
+		if (ret == 0) {
+			err_report(0, NULL, "no clone within %" PRIu32 " s",
+				   opt_timeout);
+			exit(EXIT_TIMEOUT);
+		}
+	}
+	close(fd);
+
+	if (opt_json)
+		printf("{\"generation\":%" PRIu64 ",\"source\":\"%s\","
+		       "\"reseed\":\"%s\",\"clone_time_ns\":%" PRIu64 "}\n",
+		       (uint64_t)gi.generation, sb_clone_source_name(gi.source),
+		       sb_reseed_name(gi.reseed), (uint64_t)gi.clone_time_ns);
+	else
+		printf("clone: generation %" PRIu64 " from %s, RNG reseed %s\n",
+		       (uint64_t)gi.generation, sb_clone_source_name(gi.source),
+		       sb_reseed_name(gi.reseed));
+	if (!opt_exec)
+		return EXIT_OK;
+	if (fflush(stdout))
+		die(EXIT_FAIL, errno, NULL, "cannot write the output");
+	snprintf(env, sizeof(env), "%" PRIu64, (uint64_t)gi.generation);
+	if (setenv("SNAPBLK_GENERATION", env, 1) ||
+	    setenv("SNAPBLK_CLONE_SOURCE", sb_clone_source_name(gi.source), 1))
+		die(EXIT_FAIL, errno, NULL, "cannot set the environment");
+	execl("/bin/sh", "sh", "-c", opt_exec, (char *)NULL);
+	die(EXIT_FAIL, errno, NULL, "cannot run /bin/sh -c '%s'", opt_exec);
+}
+
+/* "0123...ef" or "01234567-89ab-cdef-0123-456789abcdef" */
+static void parse_uuid(const char *s, uint8_t id[SNAPBLK_GENERATION_ID_LEN])
+{
+	const char *p = s;
+	int i, hi, lo;
+
+	for (i = 0; i < SNAPBLK_GENERATION_ID_LEN; i++) {
+		if (*p == '-' && (i == 4 || i == 6 || i == 8 || i == 10))
+			p++;
+		hi = sb_hexval(p[0]);
+		lo = hi < 0 ? -1 : sb_hexval(p[1]);
+		if (lo < 0)
+			break;
+		id[i] = hi << 4 | lo;
+		p += 2;
+	}
+	if (i < SNAPBLK_GENERATION_ID_LEN || *p)
+		die(EXIT_USAGE, 0, "give 32 hex digits, dashes allowed as in "
+		    "a UUID", "invalid --id '%s'", s);
+}
+
+static int cmd_simulate_clone(int argc, char **argv)
+{
+	uint8_t id[SNAPBLK_GENERATION_ID_LEN];
+	uint64_t generation;
+	struct sb_nl nl;
+	int ret;
+
+	(void)argc;
+	(void)argv;
+	if (opt_id)
+		parse_uuid(opt_id, id);
+	sb_connect(&nl, "cannot simulate a clone");
+	ret = sb_nl_clone_trigger(&nl, opt_id ? id : NULL, &generation);
+	if (ret)
+		nl_die(&nl, ret, ret == -EPERM ?
+		       "this needs CAP_NET_ADMIN and CAP_SYS_ADMIN: are you "
+		       "root?" : NULL, "cannot simulate a clone");
+	sb_nl_close(&nl);
+	printf("generation %" PRIu64 "\n", generation);
+	return EXIT_OK;
+}
+
 /* ------------------------------------------------------------- version */
 
 static int cmd_version(int argc, char **argv)
@@ -729,6 +931,34 @@ static int cmd_version(int argc, char **argv)
 
 /* ---------------------------------------------------------------- main */
 
+static unsigned int opt_bit(int opt)
+{
+	switch (opt) {
+	case 'j':
+		return OPT_JSON;
+	case 'k':
+		return OPT_KEY_FILE;
+	case 't':
+		return OPT_FETCH_TIMEOUT;
+	case 'n':
+		return OPT_COUNT;
+	case 'e':
+		return OPT_EXEC;
+	case 'T':
+		return OPT_TIMEOUT;
+	default:
+		return OPT_ID;
+	}
+}
+
+static const char *opt_long_name(const struct option *opts, int opt)
+{
+	for (; opts->name; opts++)
+		if (opts->val == opt)
+			return opts->name;
+	return "?";
+}
+
 /*
  * Parse the options that follow the command name (anywhere among its
  * arguments); returns the number of positional arguments left at argv[1..].
@@ -740,6 +970,9 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "fetch-timeout", required_argument, NULL, 't' },
 		{ "count", required_argument, NULL, 'n' },
+		{ "exec", required_argument, NULL, 'e' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "id", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -751,7 +984,8 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 		 c->name);
 	opterr = 0;
 	optind = 0;	/* reinitialise getopt: argv[0] is the command */
-	while ((opt = getopt_long(argc, argv, ":jk:t:n:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":jk:t:n:e:T:i:h", opts,
+				  NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			command_usage(c);
@@ -763,13 +997,11 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 			die(EXIT_USAGE, 0, hint, "unknown option '%s'",
 			    argv[optind - 1]);
 		}
-		want = opt == 'j' ? OPT_JSON : opt == 'k' ? OPT_KEY_FILE :
-		       opt == 't' ? OPT_FETCH_TIMEOUT : OPT_COUNT;
+		want = opt_bit(opt);
 		if (!(c->opts & want))
 			die(EXIT_USAGE, 0, hint,
 			    "option --%s does not apply to '%s'",
-			    opt == 'j' ? "json" : opt == 'k' ? "key-file" :
-			    opt == 't' ? "fetch-timeout" : "count", c->name);
+			    opt_long_name(opts, opt), c->name);
 		switch (opt) {
 		case 'j':
 			opt_json = true;
@@ -783,6 +1015,18 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 			break;
 		case 'n':
 			opt_count = parse_u32(optarg, "--count", 1);
+			break;
+		case 'e':
+			opt_exec = optarg;
+			break;
+		case 'T':
+			opt_timeout = parse_u32(optarg, "--timeout", 1);
+			if (opt_timeout > INT32_MAX / 1000)
+				die(EXIT_USAGE, 0, "at most 2147483 s",
+				    "invalid --timeout '%s'", optarg);
+			break;
+		case 'i':
+			opt_id = optarg;
 			break;
 		}
 	}

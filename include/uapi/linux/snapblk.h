@@ -53,12 +53,37 @@
  *
  * Multicast groups:
  *
+ *   SNAPBLK_CMD_CLONE_TRIGGER (admin and CAP_SYS_ADMIN, do): simulate a
+ *     VM clone, for tests and for VMMs that tell the guest through an
+ *     agent.  Runs the whole clone path: mixes the ID into the RNG, forces
+ *     a reseed, bumps the generation, notifies userspace.
+ *     request:  SNAPBLK_ATTR_GENERATION_ID (binary, SNAPBLK_GENERATION_ID_LEN,
+ *                 optional: a random one is drawn when absent, which only
+ *                 makes sense in tests: a real clone's ID must come from
+ *                 outside the cloned memory)
+ *     reply:    SNAPBLK_ATTR_GENERATION (u64, the new generation; unchanged
+ *                 when the ID is the current one: a duplicate)
+ *     errors:   EPERM without CAP_SYS_ADMIN (forcing a reseed needs it)
+ *
+ *   SNAPBLK_CMD_CLONE_STATUS (unprivileged, do)
+ *     reply:    SNAPBLK_ATTR_GENERATION, SNAPBLK_ATTR_CLONE_SOURCE (u32, of
+ *               the last clone, SNAPBLK_CLONE_SOURCE_UNSPEC before any),
+ *               SNAPBLK_ATTR_CLONE_SOURCES (u32 bitmask of 1 << source for
+ *               the sources this module listens to),
+ *               SNAPBLK_ATTR_CLONE_STATS (nest of SNAPBLK_CLONE_STAT_*)
+ *
+ * Multicast groups:
+ *
  *   SNAPBLK_GENL_MCGRP_EVENTS ("events"): device and clone events, each a
  *   message whose command is an SNAPBLK_EVENT_* value:
  *     SNAPBLK_EVENT_DEVICE_ADDED, SNAPBLK_EVENT_DEVICE_REMOVED: a device
  *       message without stats;
  *     SNAPBLK_EVENT_CHUNK_ERROR: SNAPBLK_ATTR_NAME, SNAPBLK_ATTR_CHUNK
- *       (u64 chunk index), SNAPBLK_ATTR_ERROR (u32 positive errno).
+ *       (u64 chunk index), SNAPBLK_ATTR_ERROR (u32 positive errno);
+ *     SNAPBLK_EVENT_CLONE: SNAPBLK_ATTR_GENERATION (u64),
+ *       SNAPBLK_ATTR_CLONE_SOURCE (u32), SNAPBLK_ATTR_RESEED (u32,
+ *       SNAPBLK_RESEED_*).  Sent after the RNG was reseeded.  The
+ *       generation ID itself is never multicast (see /dev/snapblk-gen).
  */
 #ifndef _UAPI_LINUX_SNAPBLK_H
 #define _UAPI_LINUX_SNAPBLK_H
@@ -75,7 +100,7 @@
  * one without parsing version strings.  Bumped whenever a command,
  * attribute or structure is added.
  */
-#define SNAPBLK_API_VERSION		1
+#define SNAPBLK_API_VERSION		2
 
 enum snapblk_cmd {
 	SNAPBLK_CMD_UNSPEC,
@@ -86,6 +111,9 @@ enum snapblk_cmd {
 	SNAPBLK_EVENT_DEVICE_ADDED,
 	SNAPBLK_EVENT_DEVICE_REMOVED,
 	SNAPBLK_EVENT_CHUNK_ERROR,
+	SNAPBLK_CMD_CLONE_TRIGGER,	/* API version 2 */
+	SNAPBLK_CMD_CLONE_STATUS,
+	SNAPBLK_EVENT_CLONE,
 
 	__SNAPBLK_CMD_MAX,
 };
@@ -107,6 +135,12 @@ enum snapblk_attr {
 	SNAPBLK_ATTR_CHUNK,		/* u64 chunk index */
 	SNAPBLK_ATTR_ERROR,		/* u32 positive errno */
 	SNAPBLK_ATTR_PAD,		/* alignment padding for u64 */
+	SNAPBLK_ATTR_GENERATION,	/* u64, API version 2 */
+	SNAPBLK_ATTR_GENERATION_ID,	/* binary, SNAPBLK_GENERATION_ID_LEN */
+	SNAPBLK_ATTR_CLONE_SOURCE,	/* u32, SNAPBLK_CLONE_SOURCE_* */
+	SNAPBLK_ATTR_CLONE_SOURCES,	/* u32, bitmask of 1 << source */
+	SNAPBLK_ATTR_RESEED,		/* u32, SNAPBLK_RESEED_* */
+	SNAPBLK_ATTR_CLONE_STATS,	/* nest of SNAPBLK_CLONE_STAT_* (u64) */
 
 	__SNAPBLK_ATTR_MAX,
 };
@@ -130,6 +164,45 @@ enum snapblk_stat {
 };
 
 #define SNAPBLK_STAT_MAX (__SNAPBLK_STAT_MAX - 1)
+
+/* Who reported a clone. */
+enum snapblk_clone_source {
+	SNAPBLK_CLONE_SOURCE_UNSPEC,	/* no clone yet */
+	SNAPBLK_CLONE_SOURCE_VMGENID,	/* ACPI VM generation ID (vmgenid) */
+	SNAPBLK_CLONE_SOURCE_GENPAGE,	/* paravirtual generation page + IRQ */
+	SNAPBLK_CLONE_SOURCE_TRIGGER,	/* SNAPBLK_CMD_CLONE_TRIGGER */
+
+	__SNAPBLK_CLONE_SOURCE_MAX,
+};
+
+#define SNAPBLK_CLONE_SOURCE_MAX (__SNAPBLK_CLONE_SOURCE_MAX - 1)
+
+/* How the RNG was reseeded for a clone (SNAPBLK_ATTR_RESEED). */
+enum snapblk_reseed {
+	SNAPBLK_RESEED_UNSPEC,
+	SNAPBLK_RESEED_FORCED,	/* ID mixed in, crng reseeded by snapblk */
+	SNAPBLK_RESEED_KERNEL,	/* the kernel's vmgenid path had reseeded */
+	SNAPBLK_RESEED_FAILED,	/* ID mixed in, forced reseed failed */
+
+	__SNAPBLK_RESEED_MAX,
+};
+
+/* Clone counters, nested in SNAPBLK_ATTR_CLONE_STATS; also in sysfs. */
+enum snapblk_clone_stat {
+	SNAPBLK_CLONE_STAT_UNSPEC,
+	SNAPBLK_CLONE_STAT_EVENTS,	/* clone reports from any source */
+	SNAPBLK_CLONE_STAT_DUPLICATES,	/* reports of the current ID: no bump */
+	SNAPBLK_CLONE_STAT_RESEEDS,	/* forced reseeds that succeeded */
+	SNAPBLK_CLONE_STAT_RESEED_FAILURES,	/* forced reseeds that failed */
+	SNAPBLK_CLONE_STAT_PAD,		/* alignment padding for u64 */
+
+	__SNAPBLK_CLONE_STAT_MAX,
+};
+
+#define SNAPBLK_CLONE_STAT_MAX (__SNAPBLK_CLONE_STAT_MAX - 1)
+
+/* A VM generation ID: 16 bytes, like the ACPI VM generation ID. */
+#define SNAPBLK_GENERATION_ID_LEN	16
 
 /* Longest device name, including the terminating NUL. */
 #define SNAPBLK_NAME_LEN		32
@@ -256,6 +329,64 @@ struct snapblk_fetch_resp {
 	__u32	len;		/* sizeof(struct snapblk_fetch_resp) */
 	__u32	error;		/* 0, or a positive errno */
 	__u64	id;		/* from the request */
+};
+
+/*
+ * Clone generation: /dev/snapblk-gen
+ * ==================================
+ *
+ * Readable by everyone (mode 0444); opening it for writing is refused
+ * with EPERM.  Documentation/clone.md is the full description.
+ *
+ * mmap() of the first page, MAP_SHARED and PROT_READ only (anything else
+ * is refused), gives a struct snapblk_gen_info the kernel keeps current:
+ * a hot path detects a clone with one load of @generation.  To read a
+ * consistent set of fields, retry while @seq is odd or changed (see
+ * include/snapblk_gen.h).  A mapping, like an open file, holds a module
+ * reference: rmmod is refused (EBUSY) until it is unmapped.
+ *
+ * read() returns one struct snapblk_gen_info (the buffer must hold it,
+ * else EINVAL) once the generation differs from the one this open file
+ * last returned (at open: the current one), blocking until then, or
+ * EAGAIN with O_NONBLOCK.  poll() reports POLLIN | POLLPRI at that point.
+ * An open file holds a module reference: rmmod waits for the last close.
+ *
+ * The generation ID is not in this page: it is readable by root only,
+ * in /sys/class/misc/snapblk-gen/generation_id.
+ */
+struct snapblk_gen_info {
+	__u64	generation;	/* clones seen since the module loaded */
+	__u32	seq;		/* odd while the kernel updates this page */
+	__u32	source;		/* SNAPBLK_CLONE_SOURCE_* of the last clone */
+	__u32	reseed;		/* SNAPBLK_RESEED_* of the last clone */
+	__u32	__reserved;	/* 0 */
+	__u64	clone_time_ns;	/* CLOCK_BOOTTIME of the last clone */
+};
+
+/*
+ * Paravirtual generation page (module parameter genpage=4K@ADDR:IRQ)
+ * ==================================================================
+ *
+ * A page of guest-physical memory shared with the VMM, for VMMs without
+ * ACPI.  All fields little-endian.  The VMM fills in @magic and @version
+ * before the guest boots.  On a clone, before the clone's first
+ * instruction, the VMM writes a new @id, then increments @generation,
+ * then raises the edge-triggered interrupt IRQ.  The guest mixes @id into
+ * the RNG, forces a reseed, then writes @generation to @ack_generation:
+ * a VMM that holds its other vCPUs until @ack_generation equals
+ * @generation knows that no guest code runs before the reseed.
+ */
+#define SNAPBLK_GENPAGE_MAGIC		0x47425053	/* "SPBG" read as le32 */
+#define SNAPBLK_GENPAGE_VERSION		1
+
+struct snapblk_genpage {
+	__le32	magic;			/* VMM: SNAPBLK_GENPAGE_MAGIC */
+	__le32	version;		/* VMM: SNAPBLK_GENPAGE_VERSION */
+	__le64	generation;		/* VMM: incremented on every clone */
+	__u8	id[SNAPBLK_GENERATION_ID_LEN];	/* VMM: unique per clone */
+	__le64	ack_generation;		/* guest: generation reseeded for */
+	__le32	guest_version;		/* guest: SNAPBLK_GENPAGE_VERSION */
+	__le32	__reserved;		/* 0 */
 };
 
 #endif /* _UAPI_LINUX_SNAPBLK_H */
