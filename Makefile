@@ -74,6 +74,9 @@ include $(sort $(wildcard user/*.mk))
 KSFT_DIR := $(B)/ksrc/tools/testing/selftests
 SELFTEST_C := $(wildcard selftests/*.c)
 SELFTEST_BINS := $(patsubst selftests/%.c,$(B)/selftests/%,$(SELFTEST_C))
+# Programs the selftests drive (not tests themselves).
+SELFTEST_HELPERS := $(patsubst selftests/helpers/%.c,$(B)/selftests-helpers/%,\
+		      $(wildcard selftests/helpers/*.c))
 HOSTTEST_C := $(wildcard user/tests/*.c)
 HOSTTEST_BINS := $(patsubst user/tests/%.c,$(B)/tests/%,$(HOSTTEST_C))
 
@@ -124,7 +127,11 @@ $(B)/bin/snapblk: $(B)/obj/user/snapblk.o $(USER_LIB_OBJS) \
 $(KSFT_DIR)/kselftest_harness.h:
 	@$(TOP)/scripts/ksrc-extract $(B)/ksrc
 
-selftests: $(SELFTEST_BINS) $(TESTMODS)
+selftests: $(SELFTEST_BINS) $(SELFTEST_HELPERS) $(TESTMODS)
+
+$(B)/selftests-helpers/%: selftests/helpers/%.c include/uapi/linux/snapblk.h
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -o $@ $<
 
 $(B)/selftests/%: selftests/%.c $(KSFT_DIR)/kselftest_harness.h \
 		  include/uapi/linux/snapblk.h $(USER_LIB_OBJS)
