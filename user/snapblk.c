@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -34,6 +35,7 @@ enum {
 	OPT_EXEC = 1 << 4,
 	OPT_TIMEOUT = 1 << 5,
 	OPT_ID = 1 << 6,
+	OPT_LOOP = 1 << 7,
 };
 
 static bool opt_json;
@@ -43,6 +45,7 @@ static uint32_t opt_count;		/* 0: not given */
 static const char *opt_exec;		/* wait-clone --exec */
 static uint32_t opt_timeout;		/* wait-clone --timeout, 0: none */
 static const char *opt_id;		/* simulate-clone --id */
+static bool opt_loop;			/* wait-clone --loop */
 
 struct command {
 	const char *name;
@@ -94,15 +97,18 @@ static const struct command commands[] = {
 	  "show the clone generation, its sources and counters",
 	  "  -j, --json               print a JSON object\n",
 	  0, 0, OPT_JSON, cmd_clone_status },
-	{ "wait-clone", "[--exec CMD] [--timeout S] [--json]",
+	{ "wait-clone", "[--exec CMD [--loop]] [--timeout S] [--json]",
 	  "block until the next VM clone, print it, then run CMD",
 	  "  -e, --exec CMD           then run CMD with /bin/sh -c; its exit "
 	  "status\n"
 	  "                           is ours; it finds SNAPBLK_GENERATION and\n"
 	  "                           SNAPBLK_CLONE_SOURCE in its environment\n"
-	  "  -T, --timeout S          give up after S seconds (exit 3)\n"
+	  "  -l, --loop               run CMD after every clone, forever, "
+	  "missing none\n"
+	  "  -T, --timeout S          give up after S seconds without a clone "
+	  "(exit 3)\n"
 	  "  -j, --json               print the clone as a JSON object\n",
-	  0, 0, OPT_EXEC | OPT_TIMEOUT | OPT_JSON, cmd_wait_clone },
+	  0, 0, OPT_EXEC | OPT_LOOP | OPT_TIMEOUT | OPT_JSON, cmd_wait_clone },
 	{ "simulate-clone", "[--id UUID]",
 	  "tell the module a clone happened, as a hypervisor would (tests)",
 	  "  -i, --id UUID            the new generation ID (default: random,\n"
@@ -784,25 +790,17 @@ static int cmd_clone_status(int argc, char **argv)
 /* Exit status of wait-clone when --timeout expires. */
 #define EXIT_TIMEOUT 3
 
-static int cmd_wait_clone(int argc, char **argv)
+/* Wait for the generation to change on @fd; the new state in @gi. */
+static void wait_generation(int fd, struct snapblk_gen_info *gi)
 {
-	struct snapblk_gen_info gi;
 	struct pollfd pfd;
-	char env[32];
 	ssize_t n;
-	int fd, ret;
+	int ret;
 
-	(void)argc;
-	(void)argv;
-	fd = open(SNAPBLK_GEN_DEVICE, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		die(EXIT_FAIL, errno, errno == ENOENT ?
-		    "load the module: 'insmod snapblk.ko'" : NULL,
-		    "cannot open %s", SNAPBLK_GEN_DEVICE);
 	for (;;) {
-		n = read(fd, &gi, sizeof(gi));
-		if (n == (ssize_t)sizeof(gi))
-			break;
+		n = read(fd, gi, sizeof(*gi));
+		if (n == (ssize_t)sizeof(*gi))
+			return;
 		if (n >= 0)
 			die(EXIT_FAIL, 0, "do the module and the tools match? "
 			    "('snapblk version' shows both)",
@@ -821,27 +819,84 @@ static int cmd_wait_clone(int argc, char **argv)
 			exit(EXIT_TIMEOUT);
 		}
 	}
-	close(fd);
+}
 
+static void print_clone(const struct snapblk_gen_info *gi)
+{
 	if (opt_json)
 		printf("{\"generation\":%" PRIu64 ",\"source\":\"%s\","
 		       "\"reseed\":\"%s\",\"clone_time_ns\":%" PRIu64 "}\n",
-		       (uint64_t)gi.generation, sb_clone_source_name(gi.source),
-		       sb_reseed_name(gi.reseed), (uint64_t)gi.clone_time_ns);
+		       (uint64_t)gi->generation, sb_clone_source_name(gi->source),
+		       sb_reseed_name(gi->reseed), (uint64_t)gi->clone_time_ns);
 	else
 		printf("clone: generation %" PRIu64 " from %s, RNG reseed %s\n",
-		       (uint64_t)gi.generation, sb_clone_source_name(gi.source),
-		       sb_reseed_name(gi.reseed));
-	if (!opt_exec)
-		return EXIT_OK;
+		       (uint64_t)gi->generation, sb_clone_source_name(gi->source),
+		       sb_reseed_name(gi->reseed));
 	if (fflush(stdout))
 		die(EXIT_FAIL, errno, NULL, "cannot write the output");
-	snprintf(env, sizeof(env), "%" PRIu64, (uint64_t)gi.generation);
-	if (setenv("SNAPBLK_GENERATION", env, 1) ||
-	    setenv("SNAPBLK_CLONE_SOURCE", sb_clone_source_name(gi.source), 1))
-		die(EXIT_FAIL, errno, NULL, "cannot set the environment");
-	execl("/bin/sh", "sh", "-c", opt_exec, (char *)NULL);
-	die(EXIT_FAIL, errno, NULL, "cannot run /bin/sh -c '%s'", opt_exec);
+}
+
+/* Run the --exec command for clone @gi: in our place, or (loop) a child. */
+static void run_hook(const struct snapblk_gen_info *gi, bool replace)
+{
+	char env[32];
+	pid_t pid = 0;
+	int status;
+
+	if (!replace) {
+		pid = fork();
+		if (pid < 0)
+			die(EXIT_FAIL, errno, NULL, "cannot fork for --exec");
+	}
+	if (pid == 0) {
+		snprintf(env, sizeof(env), "%" PRIu64, (uint64_t)gi->generation);
+		if (setenv("SNAPBLK_GENERATION", env, 1) ||
+		    setenv("SNAPBLK_CLONE_SOURCE",
+			   sb_clone_source_name(gi->source), 1))
+			die(EXIT_FAIL, errno, NULL, "cannot set the environment");
+		execl("/bin/sh", "sh", "-c", opt_exec, (char *)NULL);
+		die(EXIT_FAIL, errno, NULL, "cannot run /bin/sh -c '%s'",
+		    opt_exec);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			die(EXIT_FAIL, errno, NULL, "cannot wait for --exec");
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		err_report(0, "the next clone runs it again",
+			   "warning: '%s' failed for generation %" PRIu64
+			   " (status %d)", opt_exec, (uint64_t)gi->generation,
+			   WIFEXITED(status) ? WEXITSTATUS(status) : 128 +
+			   WTERMSIG(status));
+}
+
+static int cmd_wait_clone(int argc, char **argv)
+{
+	struct snapblk_gen_info gi;
+	int fd;
+
+	(void)argc;
+	(void)argv;
+	if (opt_loop && !opt_exec)
+		die(EXIT_USAGE, 0, "run 'snapblk help wait-clone' for usage",
+		    "--loop needs --exec");
+	fd = open(SNAPBLK_GEN_DEVICE, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		die(EXIT_FAIL, errno, errno == ENOENT ?
+		    "load the module: 'insmod snapblk.ko'" : NULL,
+		    "cannot open %s", SNAPBLK_GEN_DEVICE);
+	/*
+	 * With --loop the file stays open between hooks, so a clone that
+	 * happens while a hook runs is not missed: the next read returns it
+	 * (several clones meanwhile are one, the latest).
+	 */
+	do {
+		wait_generation(fd, &gi);
+		print_clone(&gi);
+		if (opt_exec)
+			run_hook(&gi, !opt_loop);
+	} while (opt_loop);
+	close(fd);
+	return EXIT_OK;
 }
 
 /* "0123...ef" or "01234567-89ab-cdef-0123-456789abcdef" */
@@ -946,6 +1001,8 @@ static unsigned int opt_bit(int opt)
 		return OPT_EXEC;
 	case 'T':
 		return OPT_TIMEOUT;
+	case 'l':
+		return OPT_LOOP;
 	default:
 		return OPT_ID;
 	}
@@ -973,6 +1030,7 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 		{ "exec", required_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "id", required_argument, NULL, 'i' },
+		{ "loop", no_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -984,7 +1042,7 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 		 c->name);
 	opterr = 0;
 	optind = 0;	/* reinitialise getopt: argv[0] is the command */
-	while ((opt = getopt_long(argc, argv, ":jk:t:n:e:T:i:h", opts,
+	while ((opt = getopt_long(argc, argv, ":jk:t:n:e:T:i:lh", opts,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'h':
@@ -1027,6 +1085,9 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 			break;
 		case 'i':
 			opt_id = optarg;
+			break;
+		case 'l':
+			opt_loop = true;
 			break;
 		}
 	}
