@@ -48,6 +48,7 @@ static irqreturn_t genpage_thread(int irq, void *data)
 	u8 id[SNAPBLK_GENERATION_ID_LEN];
 	u64 gen;
 
+	/* The VMM writes the ID, then the generation with release. */
 	gen = le64_to_cpu(smp_load_acquire(&gp->generation));
 	memcpy(id, gp->id, sizeof(id));
 	if (gen != gp_last) {
@@ -112,6 +113,7 @@ int __init snapblk_genpage_init(void)
 	gp_last = le64_to_cpu(READ_ONCE(gp->generation));
 	snapblk_clone_set_id(gp->id);
 	gp->guest_version = cpu_to_le32(SNAPBLK_GENPAGE_VERSION);
+	/* guest_version before the VMM sees the acknowledgment. */
 	smp_store_release(&gp->ack_generation, cpu_to_le64(gp_last));
 
 	ret = request_threaded_irq(gp_irq, NULL, genpage_thread, IRQF_ONESHOT,

@@ -41,8 +41,10 @@ static void gen_snapshot(struct snapblk_gen_info *out)
 	u32 seq;
 
 	do {
+		/* Pairs with the release of the last seq store in publish. */
 		seq = smp_load_acquire(&gen_info->seq);
 		memcpy(out, gen_info, sizeof(*out));
+		/* Read the fields before re-reading seq (pairs with smp_wmb). */
 		smp_rmb();
 	} while ((seq & 1) || READ_ONCE(gen_info->seq) != seq);
 }
@@ -155,6 +157,7 @@ static ssize_t generation_id_show(struct device *d,
 	snapblk_clone_get(NULL, id, NULL);
 	return sysfs_emit(buf, "%pUb\n", id);
 }
+
 /* Root only: the ID is mixed into the RNG and is nobody else's business. */
 static DEVICE_ATTR_ADMIN_RO(generation_id);
 
@@ -195,21 +198,35 @@ static ssize_t sources_show(struct device *d, struct device_attribute *a,
 }
 static DEVICE_ATTR_RO(sources);
 
-#define GEN_STAT_ATTR(field)						\
-static ssize_t field##_show(struct device *d,				\
-			    struct device_attribute *a, char *buf)	\
-{									\
-	struct snapblk_clone_stats st;					\
-									\
-	snapblk_clone_get(NULL, NULL, &st);				\
-	return sysfs_emit(buf, "%llu\n", st.field);			\
-}									\
-static DEVICE_ATTR_RO(field)
+static ssize_t stat_show(struct device *d, struct device_attribute *a,
+			 char *buf);
+static struct device_attribute dev_attr_events = __ATTR(events, 0444,
+							 stat_show, NULL);
+static struct device_attribute dev_attr_duplicates =
+	__ATTR(duplicates, 0444, stat_show, NULL);
+static struct device_attribute dev_attr_reseeds = __ATTR(reseeds, 0444,
+							  stat_show, NULL);
+static struct device_attribute dev_attr_reseed_failures =
+	__ATTR(reseed_failures, 0444, stat_show, NULL);
 
-GEN_STAT_ATTR(events);
-GEN_STAT_ATTR(duplicates);
-GEN_STAT_ATTR(reseeds);
-GEN_STAT_ATTR(reseed_failures);
+/* The counters of struct snapblk_clone_stats, one attribute each. */
+static ssize_t stat_show(struct device *d, struct device_attribute *a,
+			 char *buf)
+{
+	struct snapblk_clone_stats st;
+	u64 v;
+
+	snapblk_clone_get(NULL, NULL, &st);
+	if (a == &dev_attr_events)
+		v = st.events;
+	else if (a == &dev_attr_duplicates)
+		v = st.duplicates;
+	else if (a == &dev_attr_reseeds)
+		v = st.reseeds;
+	else
+		v = st.reseed_failures;
+	return sysfs_emit(buf, "%llu\n", v);
+}
 
 static struct attribute *gen_attrs[] = {
 	&dev_attr_generation.attr,
@@ -242,14 +259,16 @@ void snapblk_gendev_publish(u64 generation, u32 source, u32 reseed,
 			    u64 time_ns)
 {
 	char gen_env[48], src_env[48];
-	char *envp[] = { gen_env, src_env, NULL };
+	char *envp[3];
 
 	WRITE_ONCE(gen_info->seq, gen_info->seq + 1);
+	/* seq odd before any field changes (pairs with gen_snapshot()). */
 	smp_wmb();
 	gen_info->source = source;
 	gen_info->reseed = reseed;
 	gen_info->clone_time_ns = time_ns;
 	WRITE_ONCE(gen_info->generation, generation);
+	/* Fields before seq is even again (pairs with the acquire load). */
 	smp_store_release(&gen_info->seq, gen_info->seq + 1);
 
 	wake_up_interruptible_all(&gen_wait);
@@ -258,6 +277,9 @@ void snapblk_gendev_publish(u64 generation, u32 source, u32 reseed,
 		 generation);
 	snprintf(src_env, sizeof(src_env), "SNAPBLK_CLONE_SOURCE=%s",
 		 snapblk_clone_source_name(source));
+	envp[0] = gen_env;
+	envp[1] = src_env;
+	envp[2] = NULL;
 	kobject_uevent_env(&gen_misc.this_device->kobj, KOBJ_CHANGE, envp);
 }
 

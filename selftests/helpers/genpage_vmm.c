@@ -104,7 +104,7 @@ int main(int argc, char **argv)
 	outb(1, TESTDEV_IRQ_PORT + irq);
 	/*
 	 * No system call from here: if the IRQ thread preempts us as it
-	 * should, the acknowledgement is there at once.  Count the loads
+	 * should, the acknowledgment is there at once.  Count the loads
 	 * it takes (a TCG translation block may run a few instructions
 	 * past the OUT before the interrupt is taken).
 	 */
