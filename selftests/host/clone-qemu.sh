@@ -13,7 +13,7 @@
 #    reseed, and draws RNG output the other clone does not.
 #  trigger: no vmgenid device, so a restore tells the guest nothing.  Two
 #    clones that get `snapblk simulate-clone --id` (distinct IDs) draw 32
-#    bytes that differ from each other and from those of two clones that
+#    bytes of getrandom(2) (selftests/helpers/getrandom32) that differ from each other and from those of two clones that
 #    got no event; whether those two agree (the RNG output predicted by
 #    the pre-clone state) is reported, not asserted: the kernel may
 #    reseed on its own schedule in between.
@@ -48,8 +48,7 @@ build_initramfs() {
 	local k=$1 out=$2 s=$W/stage-$1 a f lib
 	mkdir -p "$s"/{bin,dev,proc,sys,tmp}
 	cp /bin/busybox "$s/bin/"
-	for a in sh mount insmod cat echo sleep grep head od tr dmesg \
-		 poweroff sed; do
+	for a in sh mount insmod cat echo sleep grep dmesg poweroff sed; do
 		ln -s busybox "$s/bin/$a"
 	done
 	cp "$top/build/$k/snapblk.ko" "$s/"
@@ -59,14 +58,16 @@ build_initramfs() {
 	*.zst) zstd -qdc "$f" > "$s/ctr.ko" ;;
 	?*) cp "$f" "$s/ctr.ko" ;;
 	esac
-	cp "$top/build/bin/snapblk" "$s/bin/"
-	for lib in $(ldd "$top/build/bin/snapblk" | grep -o '/[^ ]*'); do
+	cp "$top/build/bin/snapblk" "$top/build/selftests-helpers/getrandom32" \
+		"$s/bin/"
+	for lib in $(ldd "$top/build/bin/snapblk" "$top/build/selftests-helpers/getrandom32" |
+		     grep -o '/[^ ]*' | sort -u); do
 		cp --parents -L "$lib" "$s"
 	done
 	cat > "$s/hook" <<'HOOK'
 #!/bin/sh
 echo "HOOK gen=$SNAPBLK_GENERATION src=$SNAPBLK_CLONE_SOURCE"
-echo "RNGHOOK $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+echo "RNGHOOK $(getrandom32)"
 HOOK
 	cat > "$s/init" <<'INIT'
 #!/bin/sh
@@ -79,11 +80,10 @@ g=/sys/class/misc/snapblk-gen
 snapblk wait-clone --exec /hook > /dev/ttyS0 2>&1 &
 sleep 1
 echo READY
-rng() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 while read -r cmd arg; do
 	case "$cmd" in
-	draw) echo "RNG $(rng)" ;;
-	clone) snapblk simulate-clone --id "$arg" > /dev/null && echo "RNG $(rng)" ;;
+	draw) echo "RNG $(getrandom32)" ;;
+	clone) snapblk simulate-clone --id "$arg" > /dev/null && echo "RNG $(getrandom32)" ;;
 	status) echo "STATUS gen=$(cat $g/generation) events=$(cat $g/events) reseeds=$(cat $g/reseeds) source=$(cat $g/source)" ;;
 	log) dmesg | grep -E 'crng reseeded|snapblk: clone' | sed 's/^/LOG /' ;;
 	quit) poweroff -f ;;
