@@ -45,6 +45,8 @@ static inline int snapblk_gen_open(struct snapblk_gen *g)
 	void *p;
 	int fd, err;
 
+	g->info = NULL;
+	g->map_len = 0;
 	fd = open(SNAPBLK_GEN_DEVICE, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The VMM's side of the snapblk generation page (struct snapblk_genpage,
+ * Documentation/clone.md): a 4 KiB memslot at SL_GENPAGE and ISA IRQ
+ * SL_GENPAGE_IRQ, described to the guest as
+ * snapblk.genpage=4K@0xfeb00000:5 on its command line.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <linux/snapblk.h>
+
+#include "snaplaunch.h"
+#include "util.h"
+
+static volatile struct snapblk_genpage *page(struct sl_vm *vm)
+{
+	return (volatile struct snapblk_genpage *)vm->genpage;
+}
+
+static void new_id(uint8_t id[SNAPBLK_GENERATION_ID_LEN])
+{
+	if (getrandom(id, SNAPBLK_GENERATION_ID_LEN, 0) !=
+	    SNAPBLK_GENERATION_ID_LEN)
+		die(EXIT_FAIL, errno, NULL, "cannot draw a generation ID");
+}
+
+/* At boot: the magic, and this boot's ID at generation 0. */
+void sl_genpage_init(struct sl_vm *vm)
+{
+	uint8_t id[SNAPBLK_GENERATION_ID_LEN];
+
+	new_id(id);
+	memset(vm->genpage, 0, 4096);
+	page(vm)->magic = htole32(SNAPBLK_GENPAGE_MAGIC);
+	page(vm)->version = htole32(SNAPBLK_GENPAGE_VERSION);
+	memcpy((void *)page(vm)->id, id, sizeof(id));
+}
+
+/*
+ * A clone, before its vCPU first runs: a new ID, then the next
+ * generation, then the interrupt (an edge on the ISA line).  The guest
+ * acknowledges through ack_generation once it has reseeded.  Returns the
+ * new generation.
+ */
+uint64_t sl_genpage_clone(struct sl_vm *vm)
+{
+	uint8_t id[SNAPBLK_GENERATION_ID_LEN];
+	uint64_t gen;
+
+	new_id(id);
+	memcpy((void *)page(vm)->id, id, sizeof(id));
+	gen = le64toh(page(vm)->generation) + 1;
+	__atomic_store_n(&page(vm)->generation, htole64(gen),
+			 __ATOMIC_RELEASE);
+	sl_irq_line(vm, SL_GENPAGE_IRQ, 1);
+	sl_irq_line(vm, SL_GENPAGE_IRQ, 0);
+	return gen;
+}
+
+/* What the guest acknowledged (0: it does not speak the protocol). */
+uint64_t sl_genpage_acked(struct sl_vm *vm)
+{
+	return le64toh(__atomic_load_n(&page(vm)->ack_generation,
+				       __ATOMIC_ACQUIRE));
+}
