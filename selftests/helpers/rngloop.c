@@ -4,9 +4,9 @@
  * 20 ms,
  *	R <n> <generation> <32 hex digits of getrandom(2)>
  * where <generation> is the snapblk clone generation read from the mapped
- * page of /dev/snapblk-gen (-1 without it).  After READY lines it writes
- * snaplaunch's "ready" port (0x5e0), so the snapshot is taken mid-loop,
- * and goes on.  After STOP more lines in all it reboots the guest.
+ * page of /dev/snapblk-gen (-1 without it).  After every READY lines it
+ * writes snaplaunch's "ready" port (0x5e0), so a snapshot is taken
+ * mid-loop, and goes on.  After line STOP it reboots the guest.
  *
  *	rngloop READY STOP
  */
@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 		for (i = 0; i < (int)sizeof(b); i++)
 			printf("%02x", b[i]);
 		printf("\n");
-		if (n == ready)
+		if (ready && n % ready == 0)
 			outb(1, 0x5e0);
 		nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 },
 			  NULL);

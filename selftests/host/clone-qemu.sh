@@ -45,31 +45,12 @@ t() { if eval "$2"; then ktap_test_pass "$1"; else ktap_test_fail "$1"; fi; }
 
 # build_initramfs KERNEL OUT
 build_initramfs() {
-	local k=$1 out=$2 s=$W/stage-$1 a f lib
-	mkdir -p "$s"/{bin,dev,proc,sys,tmp}
-	cp /bin/busybox "$s/bin/"
-	for a in sh mount insmod cat echo sleep grep dmesg poweroff sed; do
-		ln -s busybox "$s/bin/$a"
-	done
-	cp "$top/build/$k/snapblk.ko" "$s/"
-	f=$(find "/lib/modules/$k/kernel/crypto" -name 'ctr.ko*' | head -n 1)
-	case "$f" in
-	*.xz) xz -dc "$f" > "$s/ctr.ko" ;;
-	*.zst) zstd -qdc "$f" > "$s/ctr.ko" ;;
-	?*) cp "$f" "$s/ctr.ko" ;;
-	esac
-	cp "$top/build/bin/snapblk" "$top/build/selftests-helpers/getrandom32" \
-		"$s/bin/"
-	for lib in $(ldd "$top/build/bin/snapblk" "$top/build/selftests-helpers/getrandom32" |
-		     grep -o '/[^ ]*' | sort -u); do
-		cp --parents -L "$lib" "$s"
-	done
-	cat > "$s/hook" <<'HOOK'
+	cat > "$W/hook" <<'HOOK'
 #!/bin/sh
 echo "HOOK gen=$SNAPBLK_GENERATION src=$SNAPBLK_CLONE_SOURCE"
 echo "RNGHOOK $(getrandom32)"
 HOOK
-	cat > "$s/init" <<'INIT'
+	cat > "$W/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -77,7 +58,7 @@ mount -t devtmpfs dev /dev
 [ -f /ctr.ko ] && insmod /ctr.ko
 insmod /snapblk.ko || echo "INSMOD FAILED"
 g=/sys/class/misc/snapblk-gen
-snapblk wait-clone --exec /hook > /dev/ttyS0 2>&1 &
+snapblk wait-clone --exec /bin/hook > /dev/ttyS0 2>&1 &
 sleep 1
 echo READY
 while read -r cmd arg; do
@@ -90,8 +71,10 @@ while read -r cmd arg; do
 	esac
 done < /dev/ttyS0
 INIT
-	chmod +x "$s/init" "$s/hook"
-	(cd "$s" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"
+	chmod +x "$W/hook"
+	"$top/selftests/mk-guest-initramfs" "$1" "$2" "$W/init" \
+		"$top/build/bin/snapblk" \
+		"$top/build/selftests-helpers/getrandom32" "$W/hook"
 }
 
 # start NAME KERNEL INITRAMFS [QEMU ARG...]: a guest whose serial console

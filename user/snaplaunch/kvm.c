@@ -104,6 +104,29 @@ void sl_vm_create(struct sl_vm *vm, uint64_t mem_size, uint8_t *mem)
 		die(EXIT_FAIL, errno, NULL, "cannot create the in-kernel PIT");
 }
 
+/*
+ * What KVM supports, adjusted as every VMM does: say that this is a
+ * hypervisor (CPUID.1:ECX[31]; without it Linux never looks at the KVM
+ * leaves and so never uses kvmclock), and offer no PMU (leaf 0xa).
+ */
+static void filter_cpuid(struct kvm_cpuid2 *cpuid)
+{
+	uint32_t i;
+
+	for (i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+
+		switch (e->function) {
+		case 1:
+			e->ecx |= 1U << 31;
+			break;
+		case 0xa:
+			e->eax = e->ebx = e->ecx = e->edx = 0;
+			break;
+		}
+	}
+}
+
 void sl_vcpu_create(struct sl_vm *vm)
 {
 	int n = 100;
@@ -128,6 +151,7 @@ void sl_vcpu_create(struct sl_vm *vm)
 		free(vm->cpuid);
 		n *= 2;
 	}
+	filter_cpuid(vm->cpuid);
 	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, vm->cpuid))
 		die(EXIT_FAIL, errno, NULL, "cannot set the vCPU's CPUID");
 }

@@ -20,8 +20,9 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: snaplaunch run --kernel BZIMAGE [--initrd FILE] [--append CMDLINE]\n"
 "                      [--mem MB] [--snapshot-on-ready DIR]\n"
-"       snaplaunch restore DIR [--clones N --log-dir DIR] [--memory FILE]\n"
-"                      [--verbose]\n"
+"       snaplaunch restore DIR [--clones N [--parallel P] --log-dir DIR]\n"
+"                      [--memory FILE]\n"
+"                      [--snapshot-on-ready DIR2] [--verbose]\n"
 "       snaplaunch version | help\n"
 "\n"
 "Boot a Linux guest on KVM with one vCPU, an in-kernel irqchip and PIT,\n"
@@ -39,10 +40,12 @@ static void usage(FILE *f)
 "                            write the snapshot DIR (must not exist), exit\n"
 "restore options:\n"
 "  -n, --clones N            start N clones (default 1)\n"
+"  -p, --parallel P          run at most P of them at once (default: all)\n"
 "  -l, --log-dir DIR         clone I's console goes to DIR/clone-I.log\n"
 "                            (needed for more than one clone)\n"
 "  -M, --memory FILE         guest memory from FILE instead of DIR/memory\n"
 "                            (e.g. a snapblk device with the same bytes)\n"
+"  -s, --snapshot-on-ready DIR2  (one clone) snapshot it again when ready\n"
 "  -v, --verbose             report each clone's generation on stderr\n"
 "\n"
 "Exit status: 0 the guest rebooted, shut down or was snapshotted;\n"
@@ -130,21 +133,25 @@ static int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "clones", required_argument, NULL, 'n' },
+		{ "parallel", required_argument, NULL, 'p' },
 		{ "log-dir", required_argument, NULL, 'l' },
 		{ "memory", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "snapshot-on-ready", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sl_restore r = { .clones = 1 };
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "n:l:M:vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:p:l:M:vs:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n': r.clones = parse_num(optarg, "--clones", 1, 1024); break;
+		case 'p': r.parallel = parse_num(optarg, "--parallel", 1, 1024); break;
 		case 'l': r.log_dir = optarg; break;
 		case 'M': r.memory = optarg; break;
 		case 'v': r.verbose = true; break;
+		case 's': r.snapshot_dir = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		default:
 			die(EXIT_USAGE, 0, "run 'snaplaunch help'",

@@ -90,7 +90,9 @@ struct sl_restore {
 	const char *dir;
 	const char *memory;	/* NULL: DIR/memory */
 	unsigned int clones;
+	unsigned int parallel;	/* clones running at once; 0: all */
 	const char *log_dir;	/* each clone's console: DIR/clone-N.log */
+	const char *snapshot_dir;	/* one clone: snapshot it when ready */
 	bool verbose;
 };
 int sl_restore(const struct sl_restore *r);

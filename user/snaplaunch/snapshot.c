@@ -398,6 +398,16 @@ static void vcpu_set(struct sl_vm *vm, unsigned long req, void *data,
 		    sec_names[type]);
 }
 
+static bool cpu_is_amd(const struct sl_vm *vm)
+{
+	uint32_t i;
+
+	for (i = 0; i < vm->cpuid->nent; i++)
+		if (vm->cpuid->entries[i].function == 0)
+			return vm->cpuid->entries[i].ebx == 0x68747541; /* Auth */
+	return false;
+}
+
 static void restore_vm(struct sl_vm *vm, const struct state *st)
 {
 	struct kvm_cpuid2 *cpuid;
@@ -437,6 +447,15 @@ static void restore_vm(struct sl_vm *vm, const struct state *st)
 	free(vm->cpuid);
 	vm->cpuid = cpuid;
 	p = sec_copy(st, SEC_SREGS, sizeof(struct kvm_sregs));
+	/*
+	 * KVM on AMD reports TR as busy (type 11) whatever the VMCB says
+	 * (svm_get_segment() sets the bit); AMD CPUs ignore the bit, but
+	 * QEMU's emulated SVM then fails every I/O permission check of the
+	 * guest against its TSS bitmap (#GP in iopl() users).  Give AMD
+	 * back the available type; Intel needs 11 and keeps it.
+	 */
+	if (cpu_is_amd(vm) && ((struct kvm_sregs *)p)->tr.type == 11)
+		((struct kvm_sregs *)p)->tr.type = 9;
 	vcpu_set(vm, KVM_SET_SREGS, p, SEC_SREGS);
 	free(p);
 	p = sec_copy(st, SEC_REGS, sizeof(struct kvm_regs));
@@ -506,12 +525,19 @@ static int run_clone(const struct sl_restore *r, const struct state *st,
 	/* Tell the clone before its first instruction. */
 	gen = sl_genpage_clone(&vm);
 	sl_serial_start_input(&vm);
+	vm.snapshot_dir = r->snapshot_dir;
 	stop = sl_run(&vm);
+	if (stop == SL_STOP_SNAPSHOT) {
+		sl_snapshot_save(&vm, vm.snapshot_dir);
+		fprintf(stderr, "snaplaunch: snapshot written to %s\n",
+			vm.snapshot_dir);
+	}
 	if (r->verbose)
 		fprintf(stderr, "snaplaunch: clone %u: generation %" PRIu64
 			", acknowledged %" PRIu64 ", %s\n", index, gen,
 			sl_genpage_acked(&vm), stop == SL_STOP_REBOOT ?
-			"rebooted" : "shut down");
+			"rebooted" : stop == SL_STOP_SNAPSHOT ?
+			"snapshotted" : "shut down");
 	return 0;
 }
 
@@ -520,7 +546,7 @@ int sl_restore(const struct sl_restore *r)
 	struct state st;
 	char path[4200];
 	struct stat sb;
-	unsigned int i, failed = 0;
+	unsigned int i, failed = 0, running = 0;
 	int mem_fd, status;
 	pid_t pid;
 
@@ -545,22 +571,31 @@ int sl_restore(const struct sl_restore *r)
 		    "%s has %lld bytes, the snapshot %llu", path,
 		    (long long)sb.st_size,
 		    (unsigned long long)st.h.mem_size);
+	if (r->clones > 1 && r->snapshot_dir)
+		die(EXIT_USAGE, 0, NULL,
+		    "--snapshot-on-ready takes one clone, not %u", r->clones);
 	if (r->clones > 1 && !r->log_dir)
 		die(EXIT_USAGE, 0, "give --log-dir DIR: each clone writes "
 		    "DIR/clone-N.log", "--clones %u needs --log-dir",
 		    r->clones);
 	if (r->clones == 1)
 		return run_clone(r, &st, mem_fd, 0);
-	for (i = 0; i < r->clones; i++) {
-		pid = fork();
-		if (pid < 0)
-			die(EXIT_FAIL, errno, NULL, "cannot start clone %u", i);
-		if (pid == 0)
-			_exit(run_clone(r, &st, mem_fd, i));
-	}
-	for (i = 0; i < r->clones; i++) {
+	/* At most r->parallel clones run at once (0: all). */
+	for (i = 0; i < r->clones || running; ) {
+		if (i < r->clones && (!r->parallel || running < r->parallel)) {
+			pid = fork();
+			if (pid < 0)
+				die(EXIT_FAIL, errno, NULL,
+				    "cannot start clone %u", i);
+			if (pid == 0)
+				_exit(run_clone(r, &st, mem_fd, i));
+			running++;
+			i++;
+			continue;
+		}
 		if (wait(&status) < 0)
-			break;
+			die(EXIT_FAIL, errno, NULL, "cannot wait for the clones");
+		running--;
 		if (!WIFEXITED(status) || WEXITSTATUS(status))
 			failed++;
 	}

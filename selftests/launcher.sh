@@ -1,0 +1,136 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# snaplaunch on real KVM, nested in the test VM (modprobe kvm_amd: -cpu
+# max offers SVM).  The inner guest is Debian's 6.1 kernel with an
+# initramfs whose program (selftests/helpers/rngloop) prints getrandom(2)
+# output in a loop and asks for a snapshot mid-loop.  20 clones are
+# restored from that snapshot: no line printed after the restore appears
+# in two clones, each clone's generation advanced exactly once, and each
+# guest kernel logged the reseed before the first line printed after the
+# restore.  A clone snapshotted and restored again is at generation 2.
+# Corrupted and mismatched snapshots are refused with the reason.
+source "${KTAP_HELPERS:?run through selftests/run_tests}"
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+sl=$top/build/bin/snaplaunch
+CLONES=${SNAPLAUNCH_CLONES:-20}
+W=$(mktemp -d /tmp/launcher.XXXXXX)
+trap 'pkill -9 -f "$sl" 2>/dev/null; rm -rf "$W"' EXIT
+
+ktap_print_header
+
+inner=$(ls /boot | sed -n 's/^vmlinuz-\(6\.1\..*\)/\1/p' | sort -V | tail -n 1)
+[ -n "$inner" ] || inner=$(uname -r)
+if [ ! -r "$top/build/$inner/snapblk.ko" ]; then
+	ktap_skip_all "no snapblk.ko for the inner kernel $inner: run make"
+	exit "$KSFT_SKIP"
+fi
+
+ktap_set_plan 16
+
+t() { if eval "$2"; then ktap_test_pass "$1"; else ktap_test_fail "$1"; fi; }
+
+# Before KVM is loaded: the documented message.
+out=$("$sl" run --kernel "/boot/vmlinuz-$inner" 2>&1)
+rc=$?
+t "without /dev/kvm: exit 1 and how to get it" \
+	'[ "$rc" = 1 ] && [[ "$out" == *"cannot open /dev/kvm"*"load kvm_intel or kvm_amd"* ]]'
+
+modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null
+if [ ! -c /dev/kvm ]; then
+	for i in $(seq 2 16); do
+		ktap_test_skip "no nested KVM in this VM (modprobe kvm_amd failed)"
+	done
+	exit 0
+fi
+
+out=$(setpriv --reuid 65534 --regid 65534 --clear-groups \
+	"$sl" run --kernel "/boot/vmlinuz-$inner" 2>&1)
+t "as nobody: exit 1, and the advice to join the kvm group" \
+	'[[ "$out" == *"/dev/kvm: Permission denied"*"group"* ]]'
+out=$("$sl" run --kernel /etc/hostname 2>&1)
+t "a kernel that is not a bzImage is refused" \
+	'[[ "$out" == *"is not a Linux bzImage"* ]]'
+
+cat > "$W/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+[ -f /ctr.ko ] && insmod /ctr.ko
+gp=$(sed -n 's/.*snapblk\.genpage=\([^ ]*\).*/\1/p' /proc/cmdline)
+insmod /snapblk.ko ${gp:+genpage=$gp} || echo "INSMOD FAILED"
+echo BOOTED
+exec rngloop 20 50
+INIT
+"$top/selftests/mk-guest-initramfs" "$inner" "$W/initrd" "$W/init" \
+	"$top/build/selftests-helpers/rngloop"
+
+boot=(--kernel "/boot/vmlinuz-$inner" --initrd "$W/initrd" --mem 128
+      --append "console=ttyS0 loglevel=7 panic=-1")
+timeout 300 "$sl" run "${boot[@]}" --snapshot-on-ready "$W/snap" \
+	< /dev/null > "$W/boot.log" 2>&1
+rc=$?
+t "the guest booted, printed 20 lines and was snapshotted (exit $rc)" \
+	'[ "$rc" = 0 ] && grep -q "^BOOTED" "$W/boot.log" && grep -q "^R 20 0 " "$W/boot.log" && [ -s "$W/snap/state" ] && [ -s "$W/snap/memory" ]'
+t "no temporary directory is left beside the snapshot" \
+	'! ls -d "$W"/snap.tmp-* 2>/dev/null'
+ktap_print_msg "snapshot: $(du -k "$W/snap/memory" | cut -f1) KiB of memory on disk, state $(stat -c %s "$W/snap/state") bytes"
+
+mkdir "$W/logs"
+timeout 400 "$sl" restore "$W/snap" --clones "$CLONES" --parallel 2 \
+	--log-dir "$W/logs" --verbose < /dev/null 2> "$W/restore.err"
+rc=$?
+t "$CLONES clones restored and ran to their reboot (exit $rc)" \
+	'[ "$rc" = 0 ] && [ "$(grep -c "generation 1, acknowledged 1, rebooted" "$W/restore.err")" = "$CLONES" ]'
+
+bad_gen=0 bad_order=0 short=0
+for f in "$W"/logs/clone-*.log; do
+	tr -d '\r' < "$f" > "$f.txt"
+	# Every line after the restore is at generation 1.
+	grep '^R ' "$f.txt" | awk '$3 != 1 { bad = 1 } END { exit bad }' ||
+		bad_gen=$((bad_gen + 1))
+	[ "$(grep -c '^R ' "$f.txt")" = 30 ] && grep -q '^R 21 ' "$f.txt" &&
+		grep -q '^R 50 ' "$f.txt" || short=$((short + 1))
+	first=$(grep -n '^R ' "$f.txt" | head -n 1 | cut -d: -f1)
+	log=$(grep -n 'snapblk: clone: generation 1 from genpage, RNG reseeded' "$f.txt" | head -n 1 | cut -d: -f1)
+	[ -n "$first" ] && [ -n "$log" ] && [ "$log" -lt "$first" ] ||
+		bad_order=$((bad_order + 1))
+done
+t "every clone printed lines 21 to 50" '[ "$short" = 0 ]'
+t "each clone's generation advanced exactly once (1 on every line)" \
+	'[ "$bad_gen" = 0 ]'
+t "each guest kernel logged the reseed before its first line after the restore" \
+	'[ "$bad_order" = 0 ]'
+cat "$W"/logs/clone-*.log.txt | awk '/^R / { print $4 }' | sort > "$W/all"
+dups=$(uniq -d "$W/all" | wc -l)
+ktap_print_msg "$(wc -l < "$W/all") lines after the restore, $dups printed by more than one clone"
+t "no line printed after the restore appears in two clones" '[ "$dups" = 0 ]'
+
+# A clone snapshotted again (at its line 40) and restored: generation 2.
+timeout 300 "$sl" restore "$W/snap" --snapshot-on-ready "$W/snap2" \
+	< /dev/null > "$W/c1.log" 2>&1
+timeout 300 "$sl" restore "$W/snap2" --verbose < /dev/null > "$W/c2.log" 2>&1
+t "a restored clone snapshotted and restored again is at generation 2" \
+	'grep -q "^R 40 1 " "$W/c1.log" && grep -q "^R 41 2 " "$W/c2.log" && grep -q "^R 50 2 " "$W/c2.log" && grep -q "snapblk: clone: generation 2 from genpage" "$W/c2.log"'
+
+# Refusals.
+cp -r "$W/snap" "$W/bad"
+printf '\xff' | dd of="$W/bad/state" bs=1 seek=200 conv=notrunc status=none
+out=$("$sl" restore "$W/bad" 2>&1)
+t "a corrupted state file is refused: checksum mismatch" \
+	'[[ "$out" == *"checksum mismatch"* ]]'
+cp "$W/snap/state" "$W/bad/state"
+truncate -s -100 "$W/bad/state"
+out=$("$sl" restore "$W/bad" 2>&1)
+t "a truncated state file is refused" '[[ "$out" == *"truncated"* ]]'
+cp "$W/snap/state" "$W/bad/state"
+truncate -s 1M "$W/bad/memory"
+out=$("$sl" restore "$W/bad" 2>&1)
+t "a memory file smaller than the snapshot's memory is refused" \
+	'[[ "$out" == *"has 1048576 bytes, the snapshot"* ]]'
+out=$("$sl" restore "$W/snap" --clones 2 2>&1)
+rc=$?
+t "more than one clone without --log-dir is a usage error" \
+	'[ "$rc" = 2 ] && [[ "$out" == *"--log-dir"* ]]'
