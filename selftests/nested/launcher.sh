@@ -10,9 +10,15 @@
 # guest kernel logged the reseed before the first line printed after the
 # restore.  A clone snapshotted and restored again is at generation 2.
 # Corrupted and mismatched snapshots are refused with the reason.
+#
+# Runs in a test VM of its own with one vCPU (scripts/check): with two,
+# QEMU's multi-threaded TCG occasionally lets the second vCPU execute a
+# stale int3 while the outer kernel patches a KVM static key (VM creation
+# and teardown flip some), an Oops in kvm_arch_vcpu_ioctl_run that is
+# the emulator's, not KVM's or ours.
 source "${KTAP_HELPERS:?run through selftests/run_tests}"
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 sl=$top/build/bin/snaplaunch
 CLONES=${SNAPLAUNCH_CLONES:-20}
 W=$(mktemp -d /tmp/launcher.XXXXXX)
@@ -27,7 +33,7 @@ if [ ! -r "$top/build/$inner/snapblk.ko" ]; then
 	exit "$KSFT_SKIP"
 fi
 
-ktap_set_plan 16
+ktap_set_plan 15
 
 t() { if eval "$2"; then ktap_test_pass "$1"; else ktap_test_fail "$1"; fi; }
 
@@ -39,7 +45,7 @@ t "without /dev/kvm: exit 1 and how to get it" \
 
 modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null
 if [ ! -c /dev/kvm ]; then
-	for i in $(seq 2 16); do
+	for i in $(seq 2 15); do
 		ktap_test_skip "no nested KVM in this VM (modprobe kvm_amd failed)"
 	done
 	exit 0
@@ -79,7 +85,7 @@ t "no temporary directory is left beside the snapshot" \
 ktap_print_msg "snapshot: $(du -k "$W/snap/memory" | cut -f1) KiB of memory on disk, state $(stat -c %s "$W/snap/state") bytes"
 
 mkdir "$W/logs"
-timeout 400 "$sl" restore "$W/snap" --clones "$CLONES" --parallel 2 \
+timeout 400 "$sl" restore "$W/snap" --clones "$CLONES" --parallel 1 \
 	--log-dir "$W/logs" --verbose < /dev/null 2> "$W/restore.err"
 rc=$?
 t "$CLONES clones restored and ran to their reboot (exit $rc)" \
