@@ -22,7 +22,15 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 sl=$top/build/bin/snaplaunch
 CLONES=${SNAPLAUNCH_CLONES:-20}
 W=$(mktemp -d /tmp/launcher.XXXXXX)
-trap 'pkill -9 -f "$sl" 2>/dev/null; rm -rf "$W"' EXIT
+cleanup() {
+	pkill -9 -f "$sl" 2>/dev/null
+	"$top/build/bin/snapblk" remove mem 2>/dev/null
+	pkill -9 -f "snapblkd --store $W/store" 2>/dev/null
+	sleep 0.2
+	rmmod snapblk 2>/dev/null
+	rm -rf "$W"
+}
+trap cleanup EXIT
 
 ktap_print_header
 
@@ -33,7 +41,7 @@ if [ ! -r "$top/build/$inner/snapblk.ko" ]; then
 	exit "$KSFT_SKIP"
 fi
 
-ktap_set_plan 15
+ktap_set_plan 17
 
 t() { if eval "$2"; then ktap_test_pass "$1"; else ktap_test_fail "$1"; fi; }
 
@@ -45,7 +53,7 @@ t "without /dev/kvm: exit 1 and how to get it" \
 
 modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null
 if [ ! -c /dev/kvm ]; then
-	for i in $(seq 2 15); do
+	for i in $(seq 2 17); do
 		ktap_test_skip "no nested KVM in this VM (modprobe kvm_amd failed)"
 	done
 	exit 0
@@ -120,6 +128,25 @@ timeout 300 "$sl" restore "$W/snap" --snapshot-on-ready "$W/snap2" \
 timeout 300 "$sl" restore "$W/snap2" --verbose < /dev/null > "$W/c2.log" 2>&1
 t "a restored clone snapshotted and restored again is at generation 2" \
 	'grep -q "^R 40 1 " "$W/c1.log" && grep -q "^R 41 2 " "$W/c2.log" && grep -q "^R 50 2 " "$W/c2.log" && grep -q "snapblk: clone: generation 2 from genpage" "$W/c2.log"'
+
+# Lazy memory: the snapshot's memory as a snapblk image, mapped in this
+# (outer) VM; the clone faults in only what it touches.
+bin=$top/build/bin
+"$bin/snapblk-build" keygen -o "$W/key" >/dev/null 2>&1 && mkdir -p "$W/store" &&
+"$bin/snapblk-build" create "$W/snap/memory" --store "$W/store" \
+	--key-file "$W/key" -o "$W/mem.manifest" --quiet &&
+insmod "$top/build/$(uname -r)/snapblk.ko" &&
+{ "$bin/snapblkd" --store "$W/store" --jobs 2 >> "$W/snapblkd.log" 2>&1 & } &&
+node=$("$bin/snapblk" create mem "$W/mem.manifest" --key-file "$W/key")
+timeout 300 "$sl" restore "$W/snap" --memory "${node:-/nonexistent}" --verbose \
+	< /dev/null > "$W/lazy.log" 2>&1
+t "a clone restored from a snapblk device runs (lines 21 to 50, generation 1)" \
+	'grep -q "^R 21 1 " "$W/lazy.log" && grep -q "^R 50 1 " "$W/lazy.log"'
+json=$("$bin/snapblk" info mem --json 2>/dev/null)
+read -r fetched size chunks zero < <(echo "$json" | python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["stats"]; print(s["bytes_fetched"], d["image_size"], s["chunks"], s["zero_chunks"])' 2>/dev/null)
+ktap_print_msg "lazy memory: fetched ${fetched:-?} of ${size:-?} bytes (${chunks:-?} chunks of 512 KiB, ${zero:-?} of them zero and never fetched)"
+t "the clone fetched only part of its memory" \
+	'[ -n "$fetched" ] && [ "$fetched" -gt 0 ] && [ "$fetched" -lt "$size" ]'
 
 # Refusals.
 cp -r "$W/snap" "$W/bad"
