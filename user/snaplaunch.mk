@@ -14,3 +14,7 @@ $(patsubst user/%.c,$(B)/obj/user/%.o,$(SNAPLAUNCH_SRCS)): \
 $(B)/bin/snaplaunch: $(SNAPLAUNCH_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ -lcrypto -lpthread
+
+.PHONY: bench-launch
+bench-launch: all
+	@$(TOP)/user/bench/bench-launch $(B)

@@ -27,6 +27,7 @@
 #include "util.h"
 
 #define STATE_MAGIC	"SNAPLST1"
+#define MSR_TSC_DEADLINE	0x6e0	/* IA32_TSC_DEADLINE */
 #define STATE_VERSION	1
 
 /* DIR/state starts with this; all fields in host (x86-64) order. */
@@ -476,13 +477,30 @@ static void restore_vm(struct sl_vm *vm, const struct state *st)
 		die(EXIT_FAIL, n < 0 ? errno : 0, NULL, "cannot restore MSR "
 		    "%#x", n >= 0 && n < (int)msrs->nmsrs ?
 		    msrs->entries[n].index : 0);
-	free(msrs);
 	p = sec_copy(st, SEC_DEBUGREGS, sizeof(struct kvm_debugregs));
 	vcpu_set(vm, KVM_SET_DEBUGREGS, p, SEC_DEBUGREGS);
 	free(p);
 	p = sec_copy(st, SEC_LAPIC, sizeof(struct kvm_lapic_state));
 	vcpu_set(vm, KVM_SET_LAPIC, p, SEC_LAPIC);
 	free(p);
+	/*
+	 * The TSC deadline only sticks once the LAPIC timer is in
+	 * TSC-deadline mode, which KVM_SET_LAPIC just restored: write it
+	 * again, or a guest asleep on its timer never wakes.
+	 */
+	for (i = 0; i < (int)msrs->nmsrs; i++) {
+		struct {
+			struct kvm_msrs h;
+			struct kvm_msr_entry e;
+		} one = { .h.nmsrs = 1, .e = msrs->entries[i] };
+
+		if (msrs->entries[i].index != MSR_TSC_DEADLINE)
+			continue;
+		if (ioctl(vm->vcpu_fd, KVM_SET_MSRS, &one) != 1)
+			die(EXIT_FAIL, errno, NULL,
+			    "cannot restore the TSC deadline");
+	}
+	free(msrs);
 	p = sec_copy(st, SEC_MP_STATE, sizeof(struct kvm_mp_state));
 	vcpu_set(vm, KVM_SET_MP_STATE, p, SEC_MP_STATE);
 	free(p);
