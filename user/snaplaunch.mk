@@ -18,3 +18,10 @@ $(B)/bin/snaplaunch: $(SNAPLAUNCH_OBJS)
 .PHONY: bench-launch
 bench-launch: all
 	@$(TOP)/user/bench/bench-launch $(B)
+
+# snaplaunch on nested KVM in a one-vCPU test VM (not part of make check:
+# see Documentation/testing.md).  KVER= picks the outer kernel.
+.PHONY: check-nested
+check-nested: all selftests
+	@$(TOP)/selftests/run-vm $(if $(KVER),--kernel $(KVER)) --cpus 1 \
+		--timeout 700 -- $(TOP)/selftests/run_tests selftests/nested/*.sh
