@@ -399,6 +399,16 @@ static void vcpu_set(struct sl_vm *vm, unsigned long req, void *data,
 		    sec_names[type]);
 }
 
+/* Restore vCPU section @type (at least @min bytes) with ioctl @req. */
+static void restore_section(struct sl_vm *vm, const struct state *st,
+			    int type, unsigned long req, size_t min)
+{
+	void *p = sec_copy(st, type, min);
+
+	vcpu_set(vm, req, p, type);
+	free(p);
+}
+
 static bool cpu_is_amd(const struct sl_vm *vm)
 {
 	uint32_t i;
@@ -459,15 +469,9 @@ static void restore_vm(struct sl_vm *vm, const struct state *st)
 		((struct kvm_sregs *)p)->tr.type = 9;
 	vcpu_set(vm, KVM_SET_SREGS, p, SEC_SREGS);
 	free(p);
-	p = sec_copy(st, SEC_REGS, sizeof(struct kvm_regs));
-	vcpu_set(vm, KVM_SET_REGS, p, SEC_REGS);
-	free(p);
-	p = sec_copy(st, SEC_XSAVE, sizeof(struct kvm_xsave));
-	vcpu_set(vm, KVM_SET_XSAVE, p, SEC_XSAVE);
-	free(p);
-	p = sec_copy(st, SEC_XCRS, sizeof(struct kvm_xcrs));
-	vcpu_set(vm, KVM_SET_XCRS, p, SEC_XCRS);
-	free(p);
+	restore_section(vm, st, SEC_REGS, KVM_SET_REGS, sizeof(struct kvm_regs));
+	restore_section(vm, st, SEC_XSAVE, KVM_SET_XSAVE, sizeof(struct kvm_xsave));
+	restore_section(vm, st, SEC_XCRS, KVM_SET_XCRS, sizeof(struct kvm_xcrs));
 	msrs = sec_copy(st, SEC_MSRS, sizeof(*msrs));
 	if (st->sec[SEC_MSRS]->len != sizeof(*msrs) + msrs->nmsrs *
 	    sizeof(msrs->entries[0]))
@@ -477,12 +481,8 @@ static void restore_vm(struct sl_vm *vm, const struct state *st)
 		die(EXIT_FAIL, n < 0 ? errno : 0, NULL, "cannot restore MSR "
 		    "%#x", n >= 0 && n < (int)msrs->nmsrs ?
 		    msrs->entries[n].index : 0);
-	p = sec_copy(st, SEC_DEBUGREGS, sizeof(struct kvm_debugregs));
-	vcpu_set(vm, KVM_SET_DEBUGREGS, p, SEC_DEBUGREGS);
-	free(p);
-	p = sec_copy(st, SEC_LAPIC, sizeof(struct kvm_lapic_state));
-	vcpu_set(vm, KVM_SET_LAPIC, p, SEC_LAPIC);
-	free(p);
+	restore_section(vm, st, SEC_DEBUGREGS, KVM_SET_DEBUGREGS, sizeof(struct kvm_debugregs));
+	restore_section(vm, st, SEC_LAPIC, KVM_SET_LAPIC, sizeof(struct kvm_lapic_state));
 	/*
 	 * The TSC deadline only sticks once the LAPIC timer is in
 	 * TSC-deadline mode, which KVM_SET_LAPIC just restored: write it
@@ -501,12 +501,8 @@ static void restore_vm(struct sl_vm *vm, const struct state *st)
 			    "cannot restore the TSC deadline");
 	}
 	free(msrs);
-	p = sec_copy(st, SEC_MP_STATE, sizeof(struct kvm_mp_state));
-	vcpu_set(vm, KVM_SET_MP_STATE, p, SEC_MP_STATE);
-	free(p);
-	p = sec_copy(st, SEC_EVENTS, sizeof(struct kvm_vcpu_events));
-	vcpu_set(vm, KVM_SET_VCPU_EVENTS, p, SEC_EVENTS);
-	free(p);
+	restore_section(vm, st, SEC_MP_STATE, KVM_SET_MP_STATE, sizeof(struct kvm_mp_state));
+	restore_section(vm, st, SEC_EVENTS, KVM_SET_VCPU_EVENTS, sizeof(struct kvm_vcpu_events));
 
 	sl_serial_load(vm, sec_data(st, SEC_SERIAL, sl_serial_save(vm, NULL)));
 	memcpy(vm->genpage, sec_data(st, SEC_GENPAGE, 4096), 4096);
