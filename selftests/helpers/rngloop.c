@@ -6,13 +6,15 @@
  * where <generation> is the snapblk clone generation read from the mapped
  * page of /dev/snapblk-gen (-1 without it).  After every READY lines it
  * writes snaplaunch's "ready" port (0x5e0), so a snapshot is taken
- * mid-loop, and goes on.  After line STOP it reboots the guest.
+ * mid-loop, and goes on.  After line STOP it powers the guest off (ACPI
+ * S5: snaplaunch exits), or reboots it with a third argument "reboot".
  *
- *	rngloop READY STOP
+ *	rngloop READY STOP [reboot]
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/io.h>
 #include <sys/random.h>
 #include <sys/reboot.h>
@@ -28,8 +30,8 @@ int main(int argc, char **argv)
 	unsigned char b[16];
 	int have_gen, i;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: rngloop READY STOP\n");
+	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "reboot"))) {
+		fprintf(stderr, "usage: rngloop READY STOP [reboot]\n");
 		return 2;
 	}
 	ready = strtoul(argv[1], NULL, 0);
@@ -52,6 +54,6 @@ int main(int argc, char **argv)
 			  NULL);
 	}
 	sync();
-	reboot(RB_AUTOBOOT);
+	reboot(argc == 4 ? RB_AUTOBOOT : RB_POWER_OFF);
 	return 0;
 }

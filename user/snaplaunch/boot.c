@@ -20,6 +20,7 @@
 #include "util.h"
 
 /* Offsets in the bzImage / zero page (struct boot_params, setup_header). */
+#define BP_ACPI_RSDP_ADDR	0x070
 #define BP_E820_ENTRIES		0x1e8
 #define BP_SETUP_SECTS		0x1f1
 #define BP_BOOT_FLAG		0x1fe
@@ -47,6 +48,7 @@
 
 static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -201,10 +203,11 @@ void sl_boot_setup(struct sl_vm *vm, const struct sl_boot *b)
 
 	add_e820(zp, 0, SL_LOW_RAM_END, E820_RAM);
 	add_e820(zp, SL_LOW_RAM_END, 0xa0000 - SL_LOW_RAM_END, E820_RESERVED);
-	add_e820(zp, 0xf0000, 0x10000, E820_RESERVED);
+	add_e820(zp, SL_ACPI, 0x100000 - SL_ACPI, E820_RESERVED);
 	add_e820(zp, SL_KERNEL, vm->mem_size - SL_KERNEL, E820_RAM);
 	add_e820(zp, SL_GENPAGE, 4096, E820_RESERVED);
 
+	put64(zp + BP_ACPI_RSDP_ADDR, sl_acpi_setup(vm, 1));
 	setup_page_tables(vm);
 	setup_sregs(vm);
 	regs.rip = load + 0x200;	/* the 64-bit entry point */

@@ -4,6 +4,11 @@
  * Documentation/clone.md): a 4 KiB memslot at SL_GENPAGE and ISA IRQ
  * SL_GENPAGE_IRQ, described to the guest as
  * snapblk.genpage=4K@0xfeb00000:5 on its command line.
+ *
+ * The same page holds, at SL_VMGENID, the 16-byte ID of the ACPI VM
+ * generation ID device (acpi.c), set to the same value: Linux's vmgenid
+ * driver and snapblk's generation page then report one clone with one
+ * ID, which snapblk counts once.
  */
 #include <endian.h>
 #include <errno.h>
@@ -36,13 +41,15 @@ void sl_genpage_init(struct sl_vm *vm)
 	page(vm)->magic = htole32(SNAPBLK_GENPAGE_MAGIC);
 	page(vm)->version = htole32(SNAPBLK_GENPAGE_VERSION);
 	memcpy((void *)page(vm)->id, id, sizeof(id));
+	memcpy(vm->genpage + (SL_VMGENID - SL_GENPAGE), id, sizeof(id));
 }
 
 /*
  * A clone, before its vCPU first runs: a new ID, then the next
- * generation, then the interrupt (an edge on the ISA line).  The guest
- * acknowledges through ack_generation once it has reseeded.  Returns the
- * new generation.
+ * generation, then the interrupt (an edge on the ISA line), then the
+ * ACPI notification of the same ID (an edge on the GED's line).  The
+ * guest acknowledges through ack_generation once it has reseeded.
+ * Returns the new generation.
  */
 uint64_t sl_genpage_clone(struct sl_vm *vm)
 {
@@ -51,11 +58,14 @@ uint64_t sl_genpage_clone(struct sl_vm *vm)
 
 	new_id(id);
 	memcpy((void *)page(vm)->id, id, sizeof(id));
+	memcpy(vm->genpage + (SL_VMGENID - SL_GENPAGE), id, sizeof(id));
 	gen = le64toh(page(vm)->generation) + 1;
 	__atomic_store_n(&page(vm)->generation, htole64(gen),
 			 __ATOMIC_RELEASE);
 	sl_irq_line(vm, SL_GENPAGE_IRQ, 1);
 	sl_irq_line(vm, SL_GENPAGE_IRQ, 0);
+	sl_irq_line(vm, SL_GED_IRQ, 1);
+	sl_irq_line(vm, SL_GED_IRQ, 0);
 	return gen;
 }
 

@@ -104,9 +104,8 @@ static int cmd_run(int argc, char **argv)
 	if (vm.snapshot_dir && !access(vm.snapshot_dir, F_OK))
 		die(EXIT_USAGE, EEXIST, "remove it or choose another",
 		    "snapshot directory %s", vm.snapshot_dir);
-	snprintf(cmdline, sizeof(cmdline), "%s%s snapblk.genpage=4K@%#llx:%d",
-		 b.cmdline, strstr(b.cmdline, "reboot=") ? "" : " reboot=k",
-		 (unsigned long long)SL_GENPAGE, SL_GENPAGE_IRQ);
+	snprintf(cmdline, sizeof(cmdline), "%s snapblk.genpage=4K@%#llx:%d",
+		 b.cmdline, (unsigned long long)SL_GENPAGE, SL_GENPAGE_IRQ);
 	b.cmdline = cmdline;
 
 	sl_kvm_open(&vm);

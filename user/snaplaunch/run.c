@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The vCPU loop: run the guest, emulate the few I/O ports it touches
- * (COM1, the i8042 reset line, the "ready" port), stop on a reboot, a
+ * (COM1, the i8042 reset line, the ACPI PM1a blocks and reset register,
+ * the "ready" port), stop on a reboot, a power off, a
  * shutdown (triple fault) or a snapshot request.
  */
 #include <errno.h>
@@ -12,7 +13,7 @@
 #include "snaplaunch.h"
 #include "util.h"
 
-static void io_exit(struct sl_vm *vm, bool *reboot)
+static void io_exit(struct sl_vm *vm, bool *reboot, bool *off)
 {
 	struct kvm_run *run = vm->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
@@ -28,6 +29,12 @@ static void io_exit(struct sl_vm *vm, bool *reboot)
 			*reboot = true;		/* keyboard controller reset */
 			continue;
 		}
+		if (port == SL_PORT_RESET && out && *data == SL_RESET_VALUE) {
+			*reboot = true;		/* the FADT's reset register */
+			continue;
+		}
+		if (sl_acpi_pm_io(vm, port, out, data, run->io.size, off))
+			continue;
 		if (port == SL_PORT_READY && out) {
 			vm->ready = true;
 			continue;
@@ -40,7 +47,7 @@ static void io_exit(struct sl_vm *vm, bool *reboot)
 
 enum sl_stop sl_run(struct sl_vm *vm)
 {
-	bool reboot = false;
+	bool reboot = false, off = false;
 
 	for (;;) {
 		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
@@ -50,9 +57,11 @@ enum sl_stop sl_run(struct sl_vm *vm)
 		}
 		switch (vm->run->exit_reason) {
 		case KVM_EXIT_IO:
-			io_exit(vm, &reboot);
+			io_exit(vm, &reboot, &off);
 			if (reboot)
 				return SL_STOP_REBOOT;
+			if (off)
+				return SL_STOP_POWEROFF;
 			if (vm->ready && vm->snapshot_dir)
 				return SL_STOP_SNAPSHOT;
 			vm->ready = false;
@@ -82,5 +91,19 @@ enum sl_stop sl_run(struct sl_vm *vm)
 			die(EXIT_FAIL, 0, NULL, "unexpected KVM exit %u",
 			    vm->run->exit_reason);
 		}
+	}
+}
+
+const char *sl_stop_name(enum sl_stop stop)
+{
+	switch (stop) {
+	case SL_STOP_REBOOT:
+		return "rebooted";
+	case SL_STOP_POWEROFF:
+		return "powered off";
+	case SL_STOP_SNAPSHOT:
+		return "snapshotted";
+	default:
+		return "shut down";
 	}
 }

@@ -25,9 +25,13 @@
 #define SL_CMDLINE_MAX		4096
 #define SL_KERNEL		0x100000
 #define SL_LOW_RAM_END		0x9fc00
+#define SL_ACPI			0xe0000		/* ACPI tables (acpi.c) */
+#define SL_ACPI_SIZE		0x10000
 #define SL_MMIO_START		0xc0000000ULL	/* RAM ends below */
 #define SL_GENPAGE		0xfeb00000ULL	/* 4 KiB, its own memslot */
 #define SL_GENPAGE_IRQ		5
+#define SL_VMGENID		(SL_GENPAGE + 0x800)	/* ACPI VMGenID */
+#define SL_GED_IRQ		6	/* ACPI GED: Notify (VGEN) */
 #define SL_TSS			0xfffbd000ULL
 #define SL_IDENTITY_MAP		0xfffbc000ULL
 
@@ -36,6 +40,11 @@
 #define SL_SERIAL_IRQ		4
 #define SL_PORT_I8042		0x64		/* 0xfe written: reboot */
 #define SL_PORT_READY		0x5e0		/* guest: "snapshot me now" */
+#define SL_PORT_PM1A_EVT	0x600		/* ACPI PM1a status, enable */
+#define SL_PORT_PM1A_CNT	0x604		/* ACPI: SLP_TYP 5|SLP_EN: off */
+#define SL_PORT_RESET		0x606		/* ACPI: SL_RESET_VALUE: reboot */
+#define SL_RESET_VALUE		0x01
+#define SL_SCI_IRQ		9
 
 /* The console: an 8250 UART on COM1 (serial.c). */
 struct sl_serial {
@@ -59,6 +68,7 @@ struct sl_vm {
 	struct kvm_cpuid2 *cpuid;
 	const char *snapshot_dir;	/* run --snapshot-on-ready */
 	bool ready;		/* the guest wrote SL_PORT_READY */
+	uint16_t pm1_enable;	/* ACPI PM1a enable register (acpi.c) */
 };
 
 /* kvm.c */
@@ -73,6 +83,11 @@ struct sl_boot {
 };
 void sl_boot_setup(struct sl_vm *vm, const struct sl_boot *b);
 
+/* acpi.c */
+uint64_t sl_acpi_setup(struct sl_vm *vm, unsigned int ncpus);
+bool sl_acpi_pm_io(struct sl_vm *vm, uint16_t port, bool out, uint8_t *data,
+		   unsigned int size, bool *poweroff);
+
 /* serial.c */
 void sl_serial_init(struct sl_vm *vm, int in_fd, int out_fd);
 bool sl_serial_io(struct sl_vm *vm, uint16_t port, bool out, uint8_t *data);
@@ -80,8 +95,13 @@ void sl_serial_start_input(struct sl_vm *vm);
 size_t sl_serial_save(struct sl_vm *vm, void *buf);
 void sl_serial_load(struct sl_vm *vm, const void *buf);
 
-/* run.c: 0 on a guest reboot or shutdown; exits on errors. */
-enum sl_stop { SL_STOP_REBOOT, SL_STOP_SHUTDOWN, SL_STOP_SNAPSHOT };
+/*
+ * run.c: why the guest stopped (reboot, ACPI power off, triple fault or
+ * hlt with interrupts off, snapshot request); exits on errors.
+ */
+enum sl_stop { SL_STOP_REBOOT, SL_STOP_POWEROFF, SL_STOP_SHUTDOWN,
+	       SL_STOP_SNAPSHOT };
+const char *sl_stop_name(enum sl_stop stop);
 enum sl_stop sl_run(struct sl_vm *vm);
 
 /* snapshot.c */

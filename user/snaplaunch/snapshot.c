@@ -28,7 +28,7 @@
 
 #define STATE_MAGIC	"SNAPLST1"
 #define MSR_TSC_DEADLINE	0x6e0	/* IA32_TSC_DEADLINE */
-#define STATE_VERSION	1
+#define STATE_VERSION	2	/* 2: ACPI tables in memory, ACPI section */
 
 /* DIR/state starts with this; all fields in host (x86-64) order. */
 struct state_header {
@@ -48,11 +48,17 @@ struct section {
 	uint32_t len;
 };
 
+/* SEC_ACPI: what acpi.c keeps of the guest's writes. */
+struct acpi_regs {
+	uint16_t pm1_enable;
+	uint16_t pad[3];
+};
+
 enum {
 	SEC_CPUID = 1, SEC_SREGS, SEC_REGS, SEC_XSAVE, SEC_XCRS, SEC_MSRS,
 	SEC_DEBUGREGS, SEC_LAPIC, SEC_MP_STATE, SEC_EVENTS,
 	SEC_PIC_MASTER, SEC_PIC_SLAVE, SEC_IOAPIC, SEC_PIT, SEC_CLOCK,
-	SEC_SERIAL, SEC_GENPAGE, SEC_MAX
+	SEC_SERIAL, SEC_GENPAGE, SEC_ACPI, SEC_MAX
 };
 
 static const char *const sec_names[SEC_MAX] = {
@@ -64,6 +70,7 @@ static const char *const sec_names[SEC_MAX] = {
 	[SEC_PIC_MASTER] = "PIC master", [SEC_PIC_SLAVE] = "PIC slave",
 	[SEC_IOAPIC] = "IOAPIC", [SEC_PIT] = "PIT", [SEC_CLOCK] = "clock",
 	[SEC_SERIAL] = "serial port", [SEC_GENPAGE] = "generation page",
+	[SEC_ACPI] = "ACPI registers",
 };
 
 struct buf {
@@ -188,6 +195,7 @@ static void sync_close(int fd, const char *path)
 
 void sl_snapshot_save(struct sl_vm *vm, const char *dir)
 {
+	struct acpi_regs acpi = { 0 };
 	struct buf b = { 0 };
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
@@ -264,6 +272,8 @@ void sl_snapshot_save(struct sl_vm *vm, const char *dir)
 	add(&b, SEC_SERIAL, serial, sl_serial_save(vm, serial));
 	pthread_mutex_unlock(&vm->serial.lock);
 	add(&b, SEC_GENPAGE, vm->genpage, 4096);
+	acpi.pm1_enable = vm->pm1_enable;
+	add(&b, SEC_ACPI, &acpi, sizeof(acpi));
 
 	h.version = STATE_VERSION;
 	h.header_len = sizeof(h);
@@ -421,6 +431,7 @@ static bool cpu_is_amd(const struct sl_vm *vm)
 
 static void restore_vm(struct sl_vm *vm, const struct state *st)
 {
+	const struct acpi_regs *acpi;
 	struct kvm_cpuid2 *cpuid;
 	struct kvm_msrs *msrs;
 	struct kvm_irqchip *chip;
@@ -506,6 +517,8 @@ static void restore_vm(struct sl_vm *vm, const struct state *st)
 
 	sl_serial_load(vm, sec_data(st, SEC_SERIAL, sl_serial_save(vm, NULL)));
 	memcpy(vm->genpage, sec_data(st, SEC_GENPAGE, 4096), 4096);
+	acpi = sec_data(st, SEC_ACPI, sizeof(*acpi));
+	vm->pm1_enable = acpi->pm1_enable;
 }
 
 /* One clone: a VM of its own over a private mapping of the memory. */
@@ -549,9 +562,7 @@ static int run_clone(const struct sl_restore *r, const struct state *st,
 	if (r->verbose)
 		fprintf(stderr, "snaplaunch: clone %u: generation %" PRIu64
 			", acknowledged %" PRIu64 ", %s\n", index, gen,
-			sl_genpage_acked(&vm), stop == SL_STOP_REBOOT ?
-			"rebooted" : stop == SL_STOP_SNAPSHOT ?
-			"snapshotted" : "shut down");
+			sl_genpage_acked(&vm), sl_stop_name(stop));
 	return 0;
 }
 
