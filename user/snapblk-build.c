@@ -192,16 +192,6 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return (errno || end == s || *end || *out > max || s[0] == '-') ?
-	       -EINVAL : 0;
-}
-
 static void human(uint64_t n, char *buf, size_t len)
 {
 	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB",
@@ -685,8 +675,8 @@ static void parse_owner(const char *s, struct sb_flatten_opts *f)
 		usage_die("create", "--owner takes UID:GID (numbers), not '%s'",
 			  s);
 	*colon = '\0';
-	if (parse_uint(buf, 0xfffffffeUL, &uid) ||
-	    parse_uint(colon + 1, 0xfffffffeUL, &gid))
+	if (parse_ulong(buf, 0, 0xfffffffeUL, &uid) ||
+	    parse_ulong(colon + 1, 0, 0xfffffffeUL, &gid))
 		usage_die("create", "--owner takes UID:GID (numbers), not '%s'",
 			  s);
 	f->set_owner = true;
@@ -744,7 +734,7 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 			o->output = optarg;
 			break;
 		case 'j':
-			if (parse_uint(optarg, MAX_JOBS, &jobs) || !jobs)
+			if (parse_ulong(optarg, 1, MAX_JOBS, &jobs))
 				usage_die("create", "--jobs takes 1 to %d",
 					  MAX_JOBS);
 			o->jobs = jobs;
@@ -1053,7 +1043,7 @@ static int cmd_verify(int argc, char **argv)
 			secret_file = optarg;
 			break;
 		case 'j':
-			if (parse_uint(optarg, MAX_JOBS, &jobs) || !jobs)
+			if (parse_ulong(optarg, 1, MAX_JOBS, &jobs))
 				usage_die("verify", "--jobs takes 1 to %d",
 					  MAX_JOBS);
 			break;

@@ -273,13 +273,9 @@ static void check_new_name(const char *name)
 
 static uint32_t parse_u32(const char *s, const char *opt, uint32_t min)
 {
-	unsigned long long v;
-	char *end;
+	unsigned long v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min ||
-	    v > UINT32_MAX)
+	if (parse_ulong(s, min, UINT32_MAX, &v))
 		die(EXIT_USAGE, 0, "give a whole number, at least 1",
 		    "invalid %s '%s'", opt, s);
 	return v;

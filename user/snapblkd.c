@@ -449,11 +449,8 @@ static unsigned int parse_uint(const char *what, const char *s,
 			       unsigned long min, unsigned long max)
 {
 	unsigned long v;
-	char *end;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s < '0' || *s > '9' || *end || errno || v < min || v > max)
+	if (parse_ulong(s, min, max, &v))
 		usage_die("invalid %s '%s': expected %lu to %lu", what, s,
 			  min, max);
 	return v;

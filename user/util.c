@@ -40,6 +40,22 @@ noreturn void die(int status, int err, const char *hint, const char *fmt, ...)
 	exit(status);
 }
 
+int parse_ulong(const char *s, unsigned long min, unsigned long max,
+		unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 void json_print_string(const char *s)
 {
 	putchar('"');

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers shared by the snapblk userspace tools: the one error reporter
- * every tool uses.  Messages have the form
+ * every tool uses, and the one number parser.  Messages have the form
  *
  *	prog: what failed: why
  *	prog: what to do about it
@@ -34,6 +34,14 @@ void err_report(int err, const char *hint, const char *fmt, ...)
 /* err_report(), then exit(status). */
 noreturn void die(int status, int err, const char *hint, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/*
+ * Parse @s as a decimal number from @min to @max into *@out: digits only
+ * (no sign, space, base prefix or trailing text).  0, or -EINVAL with
+ * *@out unchanged.  Every tool's number options go through this.
+ */
+int parse_ulong(const char *s, unsigned long min, unsigned long max,
+		unsigned long *out);
 
 /* Write s to stdout as a JSON string literal, quotes included. */
 void json_print_string(const char *s);

@@ -56,11 +56,8 @@ static unsigned long parse_num(const char *s, const char *opt,
 			       unsigned long min, unsigned long max)
 {
 	unsigned long v;
-	char *end;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
+	if (parse_ulong(s, min, max, &v))
 		die(EXIT_USAGE, 0, NULL, "%s must be a number from %lu to %lu",
 		    opt, min, max);
 	return v;

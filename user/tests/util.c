@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The shared error helper prints "prog: what failed: why" and the hint on
- * its own line; JSON strings are escaped.
+ * its own line; JSON strings are escaped; numbers are digits in bounds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -70,6 +70,27 @@ TEST(json_strings_are_escaped)
 
 	capture(1, json_escapes, buf, sizeof(buf));
 	EXPECT_STREQ("\"a\\\"b\\\\c\\u000a\\u0001\"", buf);
+}
+
+TEST(numbers_are_digits_within_bounds)
+{
+	unsigned long v = 7;
+
+	EXPECT_EQ(0, parse_ulong("0", 0, 10, &v));
+	EXPECT_EQ(0UL, v);
+	EXPECT_EQ(0, parse_ulong("4294967295", 1, 4294967295UL, &v));
+	EXPECT_EQ(4294967295UL, v);
+	v = 7;
+	EXPECT_EQ(-EINVAL, parse_ulong("11", 0, 10, &v));
+	EXPECT_EQ(-EINVAL, parse_ulong("0", 1, 10, &v));
+	EXPECT_EQ(-EINVAL, parse_ulong("", 0, 10, &v));
+	EXPECT_EQ(-EINVAL, parse_ulong("-1", 0, ~0UL, &v));
+	EXPECT_EQ(-EINVAL, parse_ulong(" 1", 0, 10, &v));
+	EXPECT_EQ(-EINVAL, parse_ulong("+1", 0, 10, &v));
+	EXPECT_EQ(-EINVAL, parse_ulong("1x", 0, 10, &v));
+	EXPECT_EQ(-EINVAL, parse_ulong("0x1", 0, 10, &v));
+	EXPECT_EQ(-EINVAL, parse_ulong("99999999999999999999999", 0, ~0UL, &v));
+	EXPECT_EQ(7UL, v);	/* unchanged on error */
 }
 
 TEST_HARNESS_MAIN
