@@ -107,10 +107,15 @@ void sl_vm_create(struct sl_vm *vm, uint64_t mem_size, uint8_t *mem)
 /*
  * What KVM supports, adjusted as every VMM does: say that this is a
  * hypervisor (CPUID.1:ECX[31]; without it Linux never looks at the KVM
- * leaves and so never uses kvmclock), and offer no PMU (leaf 0xa).
+ * leaves and so never uses kvmclock), offer the TSC-deadline timer that
+ * KVM's LAPIC emulates but KVM_GET_SUPPORTED_CPUID leaves out
+ * (CPUID.1:ECX[24], with KVM_CAP_TSC_DEADLINE_TIMER: one MSR write per
+ * timer instead of the LAPIC's count), and offer no PMU (leaf 0xa).
  */
-static void filter_cpuid(struct kvm_cpuid2 *cpuid)
+static void filter_cpuid(struct sl_vm *vm, struct kvm_cpuid2 *cpuid)
 {
+	bool deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION,
+			      KVM_CAP_TSC_DEADLINE_TIMER) > 0;
 	uint32_t i;
 
 	for (i = 0; i < cpuid->nent; i++) {
@@ -119,6 +124,8 @@ static void filter_cpuid(struct kvm_cpuid2 *cpuid)
 		switch (e->function) {
 		case 1:
 			e->ecx |= 1U << 31;
+			if (deadline)
+				e->ecx |= 1U << 24;
 			break;
 		case 0xa:
 			e->eax = e->ebx = e->ecx = e->edx = 0;
@@ -151,7 +158,7 @@ void sl_vcpu_create(struct sl_vm *vm)
 		free(vm->cpuid);
 		n *= 2;
 	}
-	filter_cpuid(vm->cpuid);
+	filter_cpuid(vm, vm->cpuid);
 	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, vm->cpuid))
 		die(EXIT_FAIL, errno, NULL, "cannot set the vCPU's CPUID");
 }
