@@ -3,7 +3,9 @@
 #
 # Host-side check of selftests/run-vm itself: a run whose guest kernel
 # WARNs (selftests/modules/snapblk_warn.ko) must fail with status 125 and
-# name the warning, and a clean run must pass CMD's status through.
+# name the warning, a clean run must pass CMD's status through, and a
+# guest that stops dead (selftests/modules/snapblk_wedge.ko) is stopped by
+# --stall-timeout with status 126.
 source "${KTAP_HELPERS:?run through make check}"
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +15,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
 ktap_print_header
-ktap_set_plan 2
+ktap_set_plan 3
 
 "$top/selftests/run-vm" --kernel "$k" -- sh -c \
 	"insmod $top/build/$k/selftests-modules/snapblk_warn.ko && exit 7" \
@@ -30,5 +32,18 @@ fi
 rc=$?
 [ "$rc" = 7 ] && ktap_test_pass "run-vm passes CMD's exit status through" ||
 	ktap_test_fail "run-vm passes CMD's exit status through (got $rc)"
+
+SECONDS=0
+"$top/selftests/run-vm" --kernel "$k" --cpus 1 --timeout 300 \
+	--stall-timeout 15 -- sh -c \
+	"insmod $top/build/$k/selftests-modules/snapblk_wedge.ko; exit 7" \
+	> "$out" 2>&1
+rc=$?
+sed 's/^/# /' "$out"
+if [ "$rc" = 126 ] && grep -q 'the guest stalled' "$out" && [ "$SECONDS" -lt 200 ]; then
+	ktap_test_pass "run-vm --stall-timeout stops a wedged guest with 126 (${SECONDS}s)"
+else
+	ktap_test_fail "run-vm --stall-timeout stops a wedged guest with 126 (exit $rc, ${SECONDS}s)"
+fi
 
 ktap_finished
