@@ -20,11 +20,11 @@
 source "${KTAP_HELPERS:?run through make check}"
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+source "$top/selftests/lib/qemu-pipes.sh"
 W=$(mktemp -d /tmp/clone-qemu.XXXXXX)
-pids=()
 cleanup() {
 	local p
-	for p in "${pids[@]}"; do
+	for p in "${qp_pids[@]}"; do
 		kill -9 "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
@@ -78,33 +78,19 @@ INIT
 }
 
 # start NAME KERNEL INITRAMFS [QEMU ARG...]: a guest whose serial console
-# is $W/NAME.in (commands) and $W/NAME.log (output), QMP on $W/NAME-qmp.
+# is typed to with say NAME and logged in $W/NAME.log, QMP with qmp NAME
+# (selftests/lib/qemu-pipes.sh).
 start() {
 	local name=$1 k=$2 initrd=$3
 	shift 3
-	mkfifo "$W/$name.in" "$W/$name.out" "$W/$name-qmp.in" "$W/$name-qmp.out"
-	qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m 256 -nodefaults \
-		-display none -no-reboot -kernel "/boot/vmlinuz-$k" \
-		-initrd "$initrd" -append "console=ttyS0 quiet panic=-1" \
-		-chardev "pipe,id=con,path=$W/$name" -serial chardev:con \
-		-chardev "pipe,id=qmp,path=$W/$name-qmp" \
-		-mon chardev=qmp,mode=control "$@" \
-		> "$W/$name.qemu" 2>&1 &
-	pids+=($!)
-	cat "$W/$name.out" > "$W/$name.log" &
-	pids+=($!)
-	cat "$W/$name-qmp.out" > "$W/$name-qmp.log" &
-	pids+=($!)
-	exec {fd}> "$W/$name.in"
-	con[$name]=$fd
-	exec {fd}> "$W/$name-qmp.in"
-	qmpfd[$name]=$fd
-	qmp "$name" '{"execute":"qmp_capabilities"}'
+	qp_start "$W" "$name" qemu-system-x86_64 -accel tcg -cpu max -smp 1 \
+		-m 256 -nodefaults -display none -no-reboot \
+		-kernel "/boot/vmlinuz-$k" -initrd "$initrd" \
+		-append "console=ttyS0 quiet panic=-1" "$@"
 }
 
-declare -A con qmpfd	# guest name -> file descriptor
-say() { echo "$2" >&"${con[$1]}"; }
-qmp() { echo "$2" >&"${qmpfd[$1]}"; }
+say() { qp_say "$@"; }
+qmp() { qp_qmp "$@"; }
 
 # wait_for NAME FILE-SUFFIX REGEX SECONDS
 wait_for() {
@@ -117,18 +103,7 @@ wait_for() {
 }
 
 # snapshot NAME FILE: save the running guest NAME to FILE, then stop it.
-snapshot() {
-	qmp "$1" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > $2\"}}"
-	local i
-	for ((i = 0; i < 300; i++)); do
-		qmp "$1" '{"execute":"query-migrate"}'
-		sleep 0.5
-		grep -q '"status": "completed"' "$W/$1-qmp.log" && break
-		grep -q '"status": "failed"' "$W/$1-qmp.log" && return 1
-	done
-	qmp "$1" '{"execute":"quit"}'
-	[ -s "$2" ]
-}
+snapshot() { qp_save "$@"; }
 
 field() { sed -n "s/^$2 \([0-9a-f]*\).*/\1/p" "$W/$1.log" | tr -d '\r' | head -n 1; }
 
@@ -213,9 +188,9 @@ for k in "${kernels[@]}"; do
 		'[ ${#d1} = 64 ] && [ ${#d3} = 64 ] && [ ${#d4} = 64 ] && [ "$d3" != "$d1" ] && [ "$d3" != "$d2" ] && [ "$d4" != "$d1" ] && [ "$d4" != "$d2" ]'
 	t "$k trigger: two clones with different IDs draw different output" \
 		'[ ${#d3} = 64 ] && [ "$d3" != "$d4" ]'
-	for p in "${pids[@]}"; do
+	for p in "${qp_pids[@]}"; do
 		kill "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
-	pids=()
+	qp_pids=()
 done
