@@ -8,7 +8,10 @@
 # restored from that snapshot: no line printed after the restore appears
 # in two clones, each clone's generation advanced exactly once, and each
 # guest kernel logged the reseed before the first line printed after the
-# restore.  A clone snapshotted and restored again is at generation 2.
+# restore; the stock vmgenid driver heard of each clone too, and the
+# guest's poweroff ended each clone.  A clone snapshotted and restored
+# again is at generation 2; the guest's reboot ends snaplaunch run; a
+# clone restored from a snapblk device fetches part of its memory.
 # Corrupted and mismatched snapshots are refused with the reason.
 #
 # Runs in a test VM of its own with one vCPU (scripts/check): with two,
@@ -41,7 +44,7 @@ if [ ! -r "$top/build/$inner/snapblk.ko" ]; then
 	exit "$KSFT_SKIP"
 fi
 
-ktap_set_plan 21
+ktap_set_plan 22
 
 t() { if eval "$2"; then ktap_test_pass "$1"; else ktap_test_fail "$1"; fi; }
 
@@ -53,7 +56,7 @@ t "without /dev/kvm: exit 1 and how to get it" \
 
 modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null
 if [ ! -c /dev/kvm ]; then
-	for i in $(seq 2 21); do
+	for i in $(seq 2 22); do
 		ktap_test_skip "no nested KVM in this VM (modprobe kvm_amd failed)"
 	done
 	exit 0
@@ -89,6 +92,8 @@ timeout 300 "$sl" run "${boot[@]}" --snapshot-on-ready "$W/snap" \
 rc=$?
 t "the guest booted, printed 20 lines and was snapshotted (exit $rc)" \
 	'[ "$rc" = 0 ] && grep -q "^BOOTED" "$W/boot.log" && grep -q "^R 20 0 " "$W/boot.log" && [ -s "$W/snap/state" ] && [ -s "$W/snap/memory" ]'
+t "the guest has the TSC-deadline timer (so it skips the APIC timer calibration)" \
+	'grep -q "TSC deadline timer available" "$W/boot.log"'
 t "the guest found the ACPI tables and the VM generation ID device" \
 	'grep -q "ACPI: FACP .*SNAPLNCH" "$W/boot.log" && grep -q "ACPI: PM: (supports S0 S5)" "$W/boot.log" && ! grep -q "ACPI Error" "$W/boot.log"'
 t "no temporary directory is left beside the snapshot" \
