@@ -26,10 +26,11 @@ static void usage(FILE *f)
 "       snaplaunch version | help\n"
 "\n"
 "Boot a Linux guest on KVM with one vCPU, an in-kernel irqchip and PIT,\n"
-"kvmclock and a serial console on this terminal; snapshot it when it\n"
-"writes to I/O port 0x5e0; restore clones of the snapshot, each told\n"
-"through the snapblk generation page (snapblk.genpage=4K@0xfeb00000:5 is\n"
-"added to the command line) before it runs an instruction.\n"
+"kvmclock, ACPI (power off, reset, the VM generation ID device) and a\n"
+"serial console on this terminal; snapshot it when it writes to I/O port\n"
+"0x5e0; restore clones of the snapshot, each told through the snapblk\n"
+"generation page (snapblk.genpage=4K@0xfeb00000:5 is added to the command\n"
+"line) and the VM generation ID before it runs an instruction.\n"
 "\n"
 "run options:\n"
 "  -k, --kernel FILE         a bzImage (e.g. /boot/vmlinuz-*)\n"
@@ -48,8 +49,8 @@ static void usage(FILE *f)
 "  -s, --snapshot-on-ready DIR2  (one clone) snapshot it again when ready\n"
 "  -v, --verbose             report each clone's generation on stderr\n"
 "\n"
-"Exit status: 0 the guest rebooted, shut down or was snapshotted;\n"
-"1 failure; 2 usage error.  See snaplaunch(1).\n");
+"Exit status: 0 the guest powered off, rebooted, shut down or was\n"
+"snapshotted; 1 failure; 2 usage error.  See snaplaunch(1).\n");
 }
 
 static unsigned long parse_num(const char *s, const char *opt,
