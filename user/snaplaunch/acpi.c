@@ -7,8 +7,9 @@
  *                -> MADT
  *
  * The FADT describes the smallest full ("fixed hardware") ACPI machine:
- * a PM1a event block (status and enable, both read as 0) and a PM1a
- * control block (reads SCI_EN: always in ACPI mode, no SMI command port),
+ * a PM1a event block (status reads 0, enable keeps what is written) and
+ * a PM1a control block (reads SCI_EN: always in ACPI mode, no SMI
+ * command port),
  * SCI on IRQ 9, no PM timer, no GPE blocks.  Not hardware-reduced ACPI:
  * that would take the 8259s and the ISA IRQ numbers away from Linux, and
  * the console (IRQ 4) and snapblk's generation page (IRQ 5) use them.
@@ -171,9 +172,6 @@ static uint8_t checksum(const uint8_t *p, size_t n)
 	return -sum;
 }
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-
 static void header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
 {
 	memcpy(t, sig, 4);
@@ -188,10 +186,7 @@ static void header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
 
 static void finish(uint8_t *t)
 {
-	uint32_t len;
-
-	memcpy(&len, t + 4, 4);
-	t[9] = checksum(t, len);
+	t[9] = checksum(t, get32(t + 4));
 }
 
 /* A Generic Address Structure for one byte of I/O at @port. */
@@ -204,11 +199,11 @@ static void gas_io(uint8_t *g, uint16_t port)
 	put64(g + 4, port);
 }
 
-/* Write the tables for @ncpus vCPUs; returns the RSDP's address. */
-uint64_t sl_acpi_setup(struct sl_vm *vm, unsigned int ncpus)
+/* Write the tables for @ncpus vCPUs; the RSDP is at SL_ACPI. */
+void sl_acpi_setup(struct sl_vm *vm, unsigned int ncpus)
 {
 	uint8_t *base = vm->mem + SL_ACPI, *rsdp, *xsdt, *fadt, *madt, *dsdt;
-	uint8_t *facs;
+	uint8_t *facs, *ioapic;
 	uint64_t at = SL_ACPI;
 	struct aml body = { .n = 0 };
 	uint32_t madt_len, dsdt_len;
@@ -246,11 +241,12 @@ uint64_t sl_acpi_setup(struct sl_vm *vm, unsigned int ncpus)
 		e[3] = i;			/* APIC ID */
 		put32(e + 4, 1);		/* enabled */
 	}
-	madt[44 + 8 * ncpus] = 1;		/* I/O APIC */
-	madt[44 + 8 * ncpus + 1] = 12;
-	madt[44 + 8 * ncpus + 2] = 0;		/* its ID, as KVM resets it */
-	put32(madt + 44 + 8 * ncpus + 4, 0xfec00000);
-	put32(madt + 44 + 8 * ncpus + 8, 0);	/* GSI base */
+	ioapic = madt + 44 + 8 * ncpus;
+	ioapic[0] = 1;				/* I/O APIC */
+	ioapic[1] = 12;
+	ioapic[2] = 0;				/* its ID, as KVM resets it */
+	put32(ioapic + 4, 0xfec00000);
+	put32(ioapic + 8, 0);			/* GSI base */
 	finish(madt);
 
 	memcpy(facs, "FACS", 4);
@@ -288,7 +284,6 @@ uint64_t sl_acpi_setup(struct sl_vm *vm, unsigned int ncpus)
 	put64(rsdp + 24, xsdt - vm->mem);
 	rsdp[8] = checksum(rsdp, 20);
 	rsdp[32] = checksum(rsdp, 36);
-	return SL_ACPI;
 }
 
 /*

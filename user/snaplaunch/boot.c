@@ -46,13 +46,6 @@
 #define E820_RAM		1
 #define E820_RESERVED		2
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-
 /* Read all of @path; its size in @len. */
 static uint8_t *read_all(const char *path, size_t *len, const char *what)
 {
@@ -207,7 +200,8 @@ void sl_boot_setup(struct sl_vm *vm, const struct sl_boot *b)
 	add_e820(zp, SL_KERNEL, vm->mem_size - SL_KERNEL, E820_RAM);
 	add_e820(zp, SL_GENPAGE, 4096, E820_RESERVED);
 
-	put64(zp + BP_ACPI_RSDP_ADDR, sl_acpi_setup(vm, 1));
+	sl_acpi_setup(vm, 1);
+	put64(zp + BP_ACPI_RSDP_ADDR, SL_ACPI);	/* the RSDP comes first */
 	setup_page_tables(vm);
 	setup_sregs(vm);
 	regs.rip = load + 0x200;	/* the 64-bit entry point */

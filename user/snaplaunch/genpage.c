@@ -24,24 +24,24 @@ static volatile struct snapblk_genpage *page(struct sl_vm *vm)
 	return (volatile struct snapblk_genpage *)vm->genpage;
 }
 
-static void new_id(uint8_t id[SNAPBLK_GENERATION_ID_LEN])
+/* A new random ID, in the page and, the same, in the ACPI VMGenID. */
+static void new_id(struct sl_vm *vm)
 {
-	if (getrandom(id, SNAPBLK_GENERATION_ID_LEN, 0) !=
-	    SNAPBLK_GENERATION_ID_LEN)
+	uint8_t id[SNAPBLK_GENERATION_ID_LEN];
+
+	if (getrandom(id, sizeof(id), 0) != sizeof(id))
 		die(EXIT_FAIL, errno, NULL, "cannot draw a generation ID");
+	memcpy((void *)page(vm)->id, id, sizeof(id));
+	memcpy(vm->genpage + (SL_VMGENID - SL_GENPAGE), id, sizeof(id));
 }
 
 /* At boot: the magic, and this boot's ID at generation 0. */
 void sl_genpage_init(struct sl_vm *vm)
 {
-	uint8_t id[SNAPBLK_GENERATION_ID_LEN];
-
-	new_id(id);
 	memset(vm->genpage, 0, 4096);
 	page(vm)->magic = htole32(SNAPBLK_GENPAGE_MAGIC);
 	page(vm)->version = htole32(SNAPBLK_GENPAGE_VERSION);
-	memcpy((void *)page(vm)->id, id, sizeof(id));
-	memcpy(vm->genpage + (SL_VMGENID - SL_GENPAGE), id, sizeof(id));
+	new_id(vm);
 }
 
 /*
@@ -53,12 +53,9 @@ void sl_genpage_init(struct sl_vm *vm)
  */
 uint64_t sl_genpage_clone(struct sl_vm *vm)
 {
-	uint8_t id[SNAPBLK_GENERATION_ID_LEN];
 	uint64_t gen;
 
-	new_id(id);
-	memcpy((void *)page(vm)->id, id, sizeof(id));
-	memcpy(vm->genpage + (SL_VMGENID - SL_GENPAGE), id, sizeof(id));
+	new_id(vm);
 	gen = le64toh(page(vm)->generation) + 1;
 	__atomic_store_n(&page(vm)->generation, htole64(gen),
 			 __ATOMIC_RELEASE);

@@ -12,8 +12,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <pthread.h>
 #include <linux/kvm.h>
+
+/* Little-endian fields at any alignment (boot data, ACPI tables). */
+static inline void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 /* Guest-physical layout (Documentation/launcher.md). */
 #define SL_BOOT_GDT		0x500
@@ -84,7 +93,7 @@ struct sl_boot {
 void sl_boot_setup(struct sl_vm *vm, const struct sl_boot *b);
 
 /* acpi.c */
-uint64_t sl_acpi_setup(struct sl_vm *vm, unsigned int ncpus);
+void sl_acpi_setup(struct sl_vm *vm, unsigned int ncpus);
 bool sl_acpi_pm_io(struct sl_vm *vm, uint16_t port, bool out, uint8_t *data,
 		   unsigned int size, bool *poweroff);
 
