@@ -133,11 +133,15 @@ $(B)/selftests-helpers/%: selftests/helpers/%.c include/uapi/linux/snapblk.h
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -o $@ $<
 
+# Selftests may build real chunks (user/chunk.c, OpenSSL) to serve as a
+# fetch daemon of their own.
+SELFTEST_OBJS := $(USER_LIB_OBJS) $(B)/obj/user/chunk.o
 $(B)/selftests/%: selftests/%.c $(KSFT_DIR)/kselftest_harness.h \
-		  include/uapi/linux/snapblk.h $(USER_LIB_OBJS)
+		  include/uapi/linux/snapblk.h $(wildcard selftests/*.h) \
+		  $(SELFTEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< \
-		$(USER_LIB_OBJS) $(NL_LIBS)
+		$(SELFTEST_OBJS) $(NL_LIBS) -lcrypto -lpthread
 
 hosttests: $(HOSTTEST_BINS)
 
