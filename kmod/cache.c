@@ -42,29 +42,44 @@ static u32 chunk_hash(const u8 *addr)
 	return jhash(addr, SNAPBLK_ADDR_LEN, 0);
 }
 
-/* Lock held. */
-static struct snapblk_chunk *__lookup(const u8 *addr, const u8 *key)
+/*
+ * Lock held.  The chunk size is part of the identity: the same (address,
+ * key) declared with another size by another manifest is another chunk
+ * (its fetch then fails verification), never a view of this one.
+ */
+static struct snapblk_chunk *__lookup(const u8 *addr, const u8 *key,
+				      u32 chunk_size)
 {
 	struct snapblk_chunk *c;
 
 	hash_for_each_possible(cache_hash, c, hnode, chunk_hash(addr))
-		if (!memcmp(c->addr, addr, SNAPBLK_ADDR_LEN) &&
+		if (c->chunk_size == chunk_size &&
+		    !memcmp(c->addr, addr, SNAPBLK_ADDR_LEN) &&
 		    !memcmp(c->key, key, SNAPBLK_CHUNK_KEY_LEN))
 			return c;
 	return NULL;
 }
 
-static void chunk_free(struct snapblk_chunk *c)
+/* Free the pages of @c (a failed or retried delivery, or the end). */
+void snapblk_chunk_free_pages(struct snapblk_chunk *c)
 {
 	u32 i;
 
-	if (c->pages) {
-		for (i = 0; i < c->nr_pages; i++)
-			if (c->pages[i])
-				__free_page(c->pages[i]);
-		kvfree(c->pages);
-	}
-	kfree(c);
+	if (!c->pages)
+		return;
+	for (i = 0; i < c->nr_pages; i++)
+		if (c->pages[i])
+			__free_page(c->pages[i]);
+	kvfree(c->pages);
+	c->pages = NULL;
+	c->nr_pages = 0;
+}
+
+static void chunk_free(struct snapblk_chunk *c)
+{
+	snapblk_chunk_free_pages(c);
+	/* The struct holds the chunk key: wipe it. */
+	kfree_sensitive(c);
 }
 
 void snapblk_chunk_put(struct snapblk_chunk *c)
@@ -73,15 +88,69 @@ void snapblk_chunk_put(struct snapblk_chunk *c)
 		chunk_free(c);
 }
 
+/* Lock held: @r stops counting for its device. */
+static void __resident_del(struct snapblk_resident *r)
+{
+	clear_bit(r->index, r->dev->resident_map);
+	atomic64_dec(&r->dev->resident);
+	list_del(&r->cnode);
+	list_del(&r->dnode);
+	kfree(r);
+}
+
+/*
+ * Lock held, @c VALID: @cmd's device has read @c; count it once, with the
+ * record @cmd brought (which it then no longer owns).
+ */
+static void __resident_add(struct snapblk_chunk *c, struct snapblk_rq *cmd)
+{
+	struct snapblk_dev *dev = cmd->dev;
+	struct snapblk_resident *r = cmd->res;
+
+	if (!r || test_and_set_bit(cmd->chunk, dev->resident_map))
+		return;
+	cmd->res = NULL;
+	r->dev = dev;
+	r->index = cmd->chunk;
+	list_add(&r->cnode, &c->users);
+	list_add(&r->dnode, &dev->residents);
+	atomic64_inc(&dev->resident);
+}
+
 /* Lock held; the caller drops the hash's reference after unlocking. */
 static void __unhash(struct snapblk_chunk *c)
 {
+	struct snapblk_resident *r, *tmp;
+
 	hash_del(&c->hnode);
 	c->hashed = false;
 	if (c->valid) {
 		list_del_init(&c->lru);
 		cache_bytes -= c->chunk_size;
+		list_for_each_entry_safe(r, tmp, &c->users, cnode)
+			__resident_del(r);
 	}
+}
+
+/*
+ * @dev is going away and no request of it is left: drop its residency
+ * records.  Batched so that the cache lock is never held for long.
+ */
+void snapblk_cache_forget_dev(struct snapblk_dev *dev)
+{
+	struct snapblk_resident *r;
+	int n;
+
+	do {
+		spin_lock(&snapblk_cache_lock);
+		for (n = 0; n < 1024 && !list_empty(&dev->residents); n++) {
+			r = list_first_entry(&dev->residents,
+					     struct snapblk_resident, dnode);
+			__resident_del(r);
+		}
+		spin_unlock(&snapblk_cache_lock);
+		cond_resched();
+	} while (n == 1024);
 }
 
 /*
@@ -116,18 +185,6 @@ static u64 cache_limit(void)
 	return (u64)READ_ONCE(cache_mb) << 20;
 }
 
-bool snapblk_cache_resident(const u8 *addr, const u8 *key)
-{
-	struct snapblk_chunk *c;
-	bool ret;
-
-	spin_lock(&snapblk_cache_lock);
-	c = __lookup(addr, key);
-	ret = c && c->valid;
-	spin_unlock(&snapblk_cache_lock);
-	return ret;
-}
-
 /*
  * Find chunk @chunk of @dev.  Returns it with a reference when it is
  * VALID (the caller copies and puts it); NULL when @cmd now waits for it
@@ -146,16 +203,19 @@ struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
 		return ERR_PTR(-ENOMEM);
 
 	spin_lock(&snapblk_cache_lock);
-	c = __lookup(e->addr, e->key);
+	c = __lookup(e->addr, e->key, dev->chunk_size);
 	if (c && c->valid) {
 		refcount_inc(&c->ref);
 		list_move(&c->lru, &cache_lru);
+		__resident_add(c, cmd);
 		spin_unlock(&snapblk_cache_lock);
 		kfree(new);
 		atomic64_inc(&dev->hits);
 		return c;
 	}
 	atomic64_inc(&dev->misses);
+	cmd->waiting = true;
+	atomic_inc(&dev->inflight);
 	if (c) {
 		/* Being fetched for someone else: wait with them. */
 		list_add_tail(&cmd->node, &c->waiters);
@@ -168,6 +228,7 @@ struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
 	INIT_LIST_HEAD(&c->lru);
 	INIT_LIST_HEAD(&c->fnode);
 	INIT_LIST_HEAD(&c->waiters);
+	INIT_LIST_HEAD(&c->users);
 	memcpy(c->addr, e->addr, SNAPBLK_ADDR_LEN);
 	memcpy(c->key, e->key, SNAPBLK_CHUNK_KEY_LEN);
 	c->chunk_size = dev->chunk_size;
@@ -183,13 +244,27 @@ struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
 	return NULL;
 }
 
-/* Copy the part of chunk @c that request @rq reads into its pages. */
-void snapblk_chunk_copy_to_rq(struct snapblk_chunk *c, struct request *rq)
+/*
+ * Copy the part of chunk @c that @cmd's request reads into its pages.
+ * The request lies in one chunk of its device (chunk_sectors), and @c has
+ * that device's chunk size (the cache key): still, never read past the
+ * pages @c owns.  0, or -EIO when the request does not fit.
+ */
+int snapblk_chunk_copy_to_rq(struct snapblk_chunk *c, struct snapblk_rq *cmd)
 {
-	u32 off = (blk_rq_pos(rq) << SECTOR_SHIFT) & (c->chunk_size - 1);
+	struct request *rq = cmd->rq;
+	u64 pos = (u64)blk_rq_pos(rq) << SECTOR_SHIFT;
+	u64 start = cmd->chunk * cmd->dev->chunk_size;
 	struct req_iterator iter;
 	struct bio_vec bv;
+	u32 off;
 
+	if (WARN_ON_ONCE(c->chunk_size != cmd->dev->chunk_size ||
+			 pos < start || pos - start > c->chunk_size ||
+			 blk_rq_bytes(rq) > c->chunk_size - (pos - start) ||
+			 (u64)c->nr_pages << PAGE_SHIFT < c->chunk_size))
+		return -EIO;
+	off = pos - start;
 	rq_for_each_segment(bv, rq, iter) {
 		u32 done = 0;
 
@@ -203,6 +278,33 @@ void snapblk_chunk_copy_to_rq(struct snapblk_chunk *c, struct request *rq)
 			done += len;
 		}
 		off += bv.bv_len;
+	}
+	return 0;
+}
+
+/* End @cmd's request; frees the residency record it did not use. */
+static void end_cmd(struct snapblk_rq *cmd, blk_status_t sts)
+{
+	kfree(cmd->res);
+	cmd->res = NULL;
+	blk_mq_end_request(cmd->rq, sts);
+}
+
+/*
+ * Lock held: take every request off @c's waiters, or only those of
+ * @dev when it is not NULL, onto @out; they are the caller's to end.
+ */
+static void __take_waiters(struct snapblk_chunk *c, struct snapblk_dev *dev,
+			   struct list_head *out)
+{
+	struct snapblk_rq *cmd, *tmp;
+
+	list_for_each_entry_safe(cmd, tmp, &c->waiters, node) {
+		if (dev && cmd->dev != dev)
+			continue;
+		list_move_tail(&cmd->node, out);
+		cmd->waiting = false;
+		atomic_dec(&cmd->dev->inflight);
 	}
 }
 
@@ -248,11 +350,13 @@ void snapblk_cache_complete(struct snapblk_chunk *c, int err)
 	LIST_HEAD(waiters);
 
 	spin_lock(&snapblk_cache_lock);
-	list_splice_init(&c->waiters, &waiters);
+	__take_waiters(c, NULL, &waiters);
 	if (!err && c->hashed) {
 		c->valid = true;
 		list_add(&c->lru, &cache_lru);
 		cache_bytes += c->chunk_size;
+		list_for_each_entry(cmd, &waiters, node)
+			__resident_add(c, cmd);
 	} else if (c->hashed) {
 		__unhash(c);
 		drop_hash_ref = true;
@@ -261,10 +365,12 @@ void snapblk_cache_complete(struct snapblk_chunk *c, int err)
 
 	account_fetch(c, &waiters, err);
 	list_for_each_entry_safe(cmd, tmp, &waiters, node) {
+		blk_status_t sts = BLK_STS_IOERR;
+
 		list_del_init(&cmd->node);
-		if (!err)
-			snapblk_chunk_copy_to_rq(c, cmd->rq);
-		blk_mq_end_request(cmd->rq, err ? BLK_STS_IOERR : BLK_STS_OK);
+		if (!err && !snapblk_chunk_copy_to_rq(c, cmd))
+			sts = BLK_STS_OK;
+		end_cmd(cmd, sts);
 	}
 	if (drop_hash_ref)
 		snapblk_chunk_put(c);
@@ -275,6 +381,7 @@ void snapblk_cache_complete(struct snapblk_chunk *c, int err)
 /*
  * Fail with EIO every request of @dev that waits for a fetch (the device is
  * going away).  The fetches themselves go on for other devices' readers.
+ * O(cache) under the lock: only REMOVE and module unload (root) get here.
  */
 void snapblk_cache_cancel_dev(struct snapblk_dev *dev)
 {
@@ -285,31 +392,35 @@ void snapblk_cache_cancel_dev(struct snapblk_dev *dev)
 
 	spin_lock(&snapblk_cache_lock);
 	hash_for_each(cache_hash, bkt, c, hnode)
-		list_for_each_entry_safe(cmd, tmp, &c->waiters, node)
-			if (cmd->dev == dev)
-				list_move_tail(&cmd->node, &cancelled);
+		__take_waiters(c, dev, &cancelled);
 	spin_unlock(&snapblk_cache_lock);
 
 	list_for_each_entry_safe(cmd, tmp, &cancelled, node) {
 		list_del_init(&cmd->node);
-		blk_mq_end_request(cmd->rq, BLK_STS_IOERR);
+		end_cmd(cmd, BLK_STS_IOERR);
 	}
 }
 
-/* Requests of @dev waiting for a fetch. */
-u32 snapblk_dev_inflight(struct snapblk_dev *dev)
+/*
+ * The blk-mq timeout of @cmd's request fired: if the request still waits
+ * for a fetch, take it off its chunk and fail it (true); if someone else
+ * is completing it, leave it to them (false).
+ */
+bool snapblk_cache_timeout_rq(struct snapblk_rq *cmd)
 {
-	struct snapblk_rq *cmd;
-	struct snapblk_chunk *c;
-	u32 n = 0;
-	int bkt;
+	bool mine;
 
 	spin_lock(&snapblk_cache_lock);
-	hash_for_each(cache_hash, bkt, c, hnode)
-		list_for_each_entry(cmd, &c->waiters, node)
-			n += cmd->dev == dev;
+	mine = cmd->waiting;
+	if (mine) {
+		list_del_init(&cmd->node);
+		cmd->waiting = false;
+		atomic_dec(&cmd->dev->inflight);
+	}
 	spin_unlock(&snapblk_cache_lock);
-	return n;
+	if (mine)
+		end_cmd(cmd, BLK_STS_IOERR);
+	return mine;
 }
 
 static unsigned long cache_count(struct shrinker *s,

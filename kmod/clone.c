@@ -3,17 +3,21 @@
  * Clone generation: the state every clone source updates, the forced RNG
  * reseed, and the order in which a clone is handled.
  *
- * A source (clone_vmgenid.c, clone_genpage.c, the netlink trigger) calls
- * snapblk_clone_event() with the new generation ID.  Under
- * snapblk_clone_mutex it then
+ * A source (clone_vmgenid.c, clone_genpage.c, the netlink trigger)
+ * reports the new generation ID.  Then
  *
- *   1. drops the report if the ID is the current one (two sources
- *      reporting the same clone give one generation);
- *   2. mixes the ID into the input pool (add_device_randomness()) and
- *      forces a crng reseed with RNDRESEEDCRNG, unless the kernel's own
- *      vmgenid path has just reseeded;
- *   3. bumps the generation and publishes it (gendev.c: mmap page, read,
- *      poll, sysfs, uevent) and multicasts SNAPBLK_EVENT_CLONE.
+ *   1. a report of the current ID is dropped (two sources reporting the
+ *      same clone give one generation);
+ *   2. the ID is mixed into the input pool (add_device_randomness()) and
+ *      a crng reseed is forced with RNDRESEEDCRNG, unless the kernel's own
+ *      vmgenid path has just reseeded.  This step takes no sleeping lock
+ *      and allocates nothing, so that nobody reading clone state (or a
+ *      publication in progress) can delay it; the generation page source
+ *      runs it, and acknowledges the VMM, before anything else
+ *      (snapblk_clone_reseed(), then snapblk_clone_publish());
+ *   3. under snapblk_clone_mutex, the generation is bumped and published
+ *      (gendev.c: mmap page, read, poll, sysfs, uevent) and
+ *      SNAPBLK_EVENT_CLONE is multicast.
  *
  * Userspace therefore never hears of generation N before the RNG was
  * reseeded for it.  Documentation/clone.md states what runs before step 2.
@@ -23,16 +27,20 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/random.h>
+#include <linux/spinlock.h>
 #include <linux/timekeeping.h>
 #include <uapi/linux/random.h>
 
 /*
- * snapblk_clone_mutex serializes clone events and protects cur_id and
- * clone_stats; it is held across the reseed and the notifications (all
- * of which may sleep), so generation N is announced before N + 1.  The
- * generation and source that readers see live in the page of gendev.c.
+ * snapblk_clone_mutex serializes publications (step 3), so generation N
+ * is announced before N + 1; it is held across the notifications, which
+ * may sleep.  clone_lock, a spinlock never held across anything that
+ * sleeps, protects cur_id, cur_generation and clone_stats: readers take
+ * only it, so they never wait for a publication.  The generation and
+ * source that userspace maps live in the page of gendev.c.
  */
 static DEFINE_MUTEX(snapblk_clone_mutex);
+static DEFINE_SPINLOCK(clone_lock);
 static u8 cur_id[SNAPBLK_GENERATION_ID_LEN];
 static struct snapblk_clone_stats clone_stats;
 static u64 cur_generation;
@@ -71,75 +79,114 @@ static int force_reseed(void)
 	return urandom->f_op->unlocked_ioctl(urandom, RNDRESEEDCRNG, 0);
 }
 
-/*
- * Report a clone.  @id is the new generation ID.  @kernel_reseeded: the
- * caller knows the kernel reseeded with @id already (vmgenid).  Returns
- * the generation after the report in @generation (unchanged for a
- * duplicate).  May sleep.
- */
-int snapblk_clone_event(u32 source, const u8 *id, bool kernel_reseeded,
-			u64 *generation)
+/* Is @id the current generation ID? */
+static bool is_current(const u8 *id)
 {
-	u32 reseed;
-	int ret = 0;
+	bool ret;
+
+	spin_lock(&clone_lock);
+	ret = !memcmp(id, cur_id, sizeof(cur_id));
+	spin_unlock(&clone_lock);
+	return ret;
+}
+
+/*
+ * Step 2: mix @id in and force a crng reseed.  Returns SNAPBLK_RESEED_*.
+ * Takes no sleeping lock and allocates nothing (see the top of the file).
+ */
+u32 snapblk_clone_reseed(const u8 *id)
+{
+	int ret;
+
+	add_device_randomness(id, SNAPBLK_GENERATION_ID_LEN);
+	ret = force_reseed();
+	if (ret) {
+		pr_warn_ratelimited("clone: forced RNG reseed failed: %d\n", ret);
+		return SNAPBLK_RESEED_FAILED;
+	}
+	return SNAPBLK_RESEED_FORCED;
+}
+
+/*
+ * Step 3: count and publish the clone with ID @id, for which the RNG was
+ * reseeded as @reseed says.  The generation after the report goes to
+ * @generation (unchanged for a duplicate).  May sleep.
+ */
+void snapblk_clone_publish(u32 source, const u8 *id, u32 reseed,
+			   u64 *generation)
+{
+	u64 gen;
+	bool dup;
 
 	mutex_lock(&snapblk_clone_mutex);
+	spin_lock(&clone_lock);
 	clone_stats.events++;
-	if (!memcmp(id, cur_id, sizeof(cur_id))) {
+	dup = !memcmp(id, cur_id, sizeof(cur_id));
+	if (dup) {
 		clone_stats.duplicates++;
+	} else {
+		if (reseed == SNAPBLK_RESEED_FAILED)
+			clone_stats.reseed_failures++;
+		else if (reseed == SNAPBLK_RESEED_FORCED)
+			clone_stats.reseeds++;
+		memcpy(cur_id, id, sizeof(cur_id));
+		cur_generation++;
+		clone_stats.last_source = source;
+	}
+	gen = cur_generation;
+	spin_unlock(&clone_lock);
+	if (dup) {
 		pr_debug("clone: %s reported the current ID again\n",
 			 snapblk_clone_source_name(source));
 		goto out;
 	}
-
-	if (kernel_reseeded) {
-		reseed = SNAPBLK_RESEED_KERNEL;
-	} else {
-		add_device_randomness(id, SNAPBLK_GENERATION_ID_LEN);
-		ret = force_reseed();
-		if (ret) {
-			clone_stats.reseed_failures++;
-			reseed = SNAPBLK_RESEED_FAILED;
-			pr_warn("clone: forced RNG reseed failed: %d\n", ret);
-		} else {
-			clone_stats.reseeds++;
-			reseed = SNAPBLK_RESEED_FORCED;
-		}
-	}
-	memcpy(cur_id, id, sizeof(cur_id));
-	cur_generation++;
-	clone_stats.last_source = source;
-	snapblk_gendev_publish(cur_generation, source, reseed,
-			       ktime_get_boottime_ns());
-	snapblk_genl_clone_event(cur_generation, source, reseed);
-	pr_info("clone: generation %llu from %s, RNG %s\n", cur_generation,
+	snapblk_gendev_publish(gen, source, reseed, ktime_get_boottime_ns());
+	snapblk_genl_clone_event(gen, source, reseed);
+	pr_info("clone: generation %llu from %s, RNG %s\n", gen,
 		snapblk_clone_source_name(source),
 		reseed == SNAPBLK_RESEED_FAILED ? "NOT reseeded" : "reseeded");
 out:
-	if (generation)
-		*generation = cur_generation;
 	mutex_unlock(&snapblk_clone_mutex);
-	return ret;
+	if (generation)
+		*generation = gen;
+}
+
+/*
+ * Report a clone.  @id is the new generation ID.  @kernel_reseeded: the
+ * caller knows the kernel reseeded with @id already (vmgenid).  Returns
+ * the generation after the report in @generation (unchanged for a
+ * duplicate), and -EIO when the forced reseed failed.  May sleep.
+ */
+int snapblk_clone_event(u32 source, const u8 *id, bool kernel_reseeded,
+			u64 *generation)
+{
+	u32 reseed = SNAPBLK_RESEED_KERNEL;
+
+	/* A duplicate needs no reseed; publish() counts it. */
+	if (!kernel_reseeded && !is_current(id))
+		reseed = snapblk_clone_reseed(id);
+	snapblk_clone_publish(source, id, reseed, generation);
+	return reseed == SNAPBLK_RESEED_FAILED ? -EIO : 0;
 }
 
 /* The hypervisor's ID at load time: not a clone, the current ID. */
 void snapblk_clone_set_id(const u8 *id)
 {
-	mutex_lock(&snapblk_clone_mutex);
+	spin_lock(&clone_lock);
 	memcpy(cur_id, id, sizeof(cur_id));
-	mutex_unlock(&snapblk_clone_mutex);
+	spin_unlock(&clone_lock);
 }
 
 void snapblk_clone_get(u64 *generation, u8 *id, struct snapblk_clone_stats *st)
 {
-	mutex_lock(&snapblk_clone_mutex);
+	spin_lock(&clone_lock);
 	if (generation)
 		*generation = cur_generation;
 	if (id)
 		memcpy(id, cur_id, sizeof(cur_id));
 	if (st)
 		*st = clone_stats;
-	mutex_unlock(&snapblk_clone_mutex);
+	spin_unlock(&clone_lock);
 }
 
 u32 snapblk_clone_sources(void)

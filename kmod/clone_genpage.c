@@ -14,8 +14,11 @@
  * SCHED_FIFO on the CPU the interrupt hit.  Returning from the interrupt
  * to the interrupted task therefore goes through the scheduler, which
  * picks the IRQ thread first: the thread mixes the ID in and forces the
- * reseed before that task runs another instruction.  The thread then
- * writes ack_generation, the VMM's signal to release its other vCPUs.
+ * reseed before that task runs another instruction, then writes
+ * ack_generation, the VMM's signal to release its other vCPUs.  Neither
+ * step takes a sleeping lock or allocates (clone.c), so nothing that reads
+ * clone state can delay them; publishing the generation (uevent, netlink,
+ * the mapped page) comes after.
  *
  * Unlike the vmgenid path, this one does not run the kernel's vmfork
  * notifier chain (add_vmfork_randomness() is not exported), so in-kernel
@@ -48,16 +51,20 @@ static irqreturn_t genpage_thread(int irq, void *data)
 	u8 id[SNAPBLK_GENERATION_ID_LEN];
 	u64 gen;
 
+	u32 reseed = 0;
+
 	/* The VMM writes the ID, then the generation with release. */
 	gen = le64_to_cpu(smp_load_acquire(&gp->generation));
 	memcpy(id, gp->id, sizeof(id));
-	if (gen != gp_last) {
-		snapblk_clone_event(SNAPBLK_CLONE_SOURCE_GENPAGE, id, false,
-				    NULL);
-		gp_last = gen;
-	}
+	if (gen != gp_last)
+		reseed = snapblk_clone_reseed(id);
 	/* After the reseed: the VMM may now release its other vCPUs. */
 	smp_store_release(&gp->ack_generation, cpu_to_le64(gen));
+	if (gen != gp_last) {
+		snapblk_clone_publish(SNAPBLK_CLONE_SOURCE_GENPAGE, id, reseed,
+				      NULL);
+		gp_last = gen;
+	}
 	return IRQ_HANDLED;
 }
 

@@ -67,6 +67,7 @@ static blk_status_t snapblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 	struct request *rq = bd->rq;
 	struct snapblk_chunk *c;
 	u64 pos = (u64)blk_rq_pos(rq) << SECTOR_SHIFT;
+	blk_status_t sts = BLK_STS_OK;
 
 	blk_mq_start_request(rq);
 	if (req_op(rq) != REQ_OP_READ || READ_ONCE(dev->removing))
@@ -75,6 +76,8 @@ static blk_status_t snapblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 	cmd->rq = rq;
 	cmd->dev = dev;
 	cmd->chunk = pos / dev->chunk_size;
+	cmd->waiting = false;
+	cmd->res = NULL;
 	INIT_LIST_HEAD(&cmd->node);
 	if (cmd->chunk >= dev->nr_chunks)
 		return BLK_STS_IOERR;
@@ -84,21 +87,49 @@ static blk_status_t snapblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 		blk_mq_end_request(rq, BLK_STS_OK);
 		return BLK_STS_OK;
 	}
+	/*
+	 * The first read of this chunk by this device brings the record
+	 * that counts it resident (allocated here, not under the cache
+	 * lock; the bit is checked again there).
+	 */
+	if (!test_bit(cmd->chunk, dev->resident_map)) {
+		cmd->res = kmalloc(sizeof(*cmd->res), GFP_NOIO);
+		if (!cmd->res)
+			return BLK_STS_RESOURCE;
+	}
 	c = snapblk_cache_get_or_fetch(dev, cmd->chunk, cmd);
-	if (IS_ERR(c))
+	if (IS_ERR(c)) {
+		kfree(cmd->res);
 		return BLK_STS_RESOURCE;
+	}
 	if (c) {
-		snapblk_chunk_copy_to_rq(c, rq);
+		kfree(cmd->res);
+		cmd->res = NULL;
+		if (snapblk_chunk_copy_to_rq(c, cmd))
+			sts = BLK_STS_IOERR;
 		snapblk_chunk_put(c);
-		blk_mq_end_request(rq, BLK_STS_OK);
+		blk_mq_end_request(rq, sts);
 	}
 	/* else: completed by snapblk_cache_complete() */
 	return BLK_STS_OK;
 }
 
-/* Fetches have their own deadline (fetch.c): never let blk-mq fail them. */
+/*
+ * Fetches have their own deadline (fetch.c), which fails their readers;
+ * this timeout, the device's fetch_timeout_ms plus SNAPBLK_RQ_TIMEOUT_SLACK_MS,
+ * is the backstop.  A request still waiting then (its chunk is being
+ * fetched under a later deadline, for another device) fails now; one that
+ * is being completed is left to finish.
+ */
 static enum blk_eh_timer_return snapblk_timeout(struct request *rq)
 {
+	struct snapblk_rq *cmd = blk_mq_rq_to_pdu(rq);
+
+	if (snapblk_cache_timeout_rq(cmd)) {
+		pr_warn_ratelimited("snapblk%d: chunk %llu: read timed out\n",
+				    cmd->dev->index, cmd->chunk);
+		return BLK_EH_DONE;
+	}
 	return BLK_EH_RESET_TIMER;
 }
 
@@ -107,27 +138,16 @@ static const struct blk_mq_ops snapblk_mq_ops = {
 	.timeout = snapblk_timeout,
 };
 
+static unsigned int rq_timeout(u32 fetch_timeout_ms)
+{
+	return msecs_to_jiffies(fetch_timeout_ms + SNAPBLK_RQ_TIMEOUT_SLACK_MS);
+}
+
 /* ------------------------------------------------------------- sysfs */
 
 static struct snapblk_dev *to_sdev(struct device *d)
 {
 	return dev_to_disk(d)->private_data;
-}
-
-u64 snapblk_dev_resident(struct snapblk_dev *dev)
-{
-	u64 i, n = 0;
-
-	for (i = 0; i < dev->nr_chunks; i++) {
-		const struct snapblk_chunk_entry *e = &dev->table[i];
-
-		if (!(e->flags & SNAPBLK_CHUNK_F_ZERO) &&
-		    snapblk_cache_resident(e->addr, e->key))
-			n++;
-		if (!(i & 1023))
-			cond_resched();
-	}
-	return n;
 }
 
 #define SNAPBLK_ATTR_RO(_name, _fmt, ...)				\
@@ -146,12 +166,12 @@ SNAPBLK_ATTR_RO(image_size, "%llu", dev->image_size);
 SNAPBLK_ATTR_RO(chunk_size, "%u", dev->chunk_size);
 SNAPBLK_ATTR_RO(chunks, "%llu", dev->nr_chunks);
 SNAPBLK_ATTR_RO(zero_chunks, "%llu", dev->nr_zero);
-SNAPBLK_ATTR_RO(resident_chunks, "%llu", snapblk_dev_resident(dev));
+SNAPBLK_ATTR_RO(resident_chunks, "%lld", atomic64_read(&dev->resident));
 SNAPBLK_ATTR_RO(cache_hits, "%lld", atomic64_read(&dev->hits));
 SNAPBLK_ATTR_RO(cache_misses, "%lld", atomic64_read(&dev->misses));
 SNAPBLK_ATTR_RO(bytes_fetched, "%lld", atomic64_read(&dev->bytes_fetched));
 SNAPBLK_ATTR_RO(fetch_errors, "%lld", atomic64_read(&dev->fetch_errors));
-SNAPBLK_ATTR_RO(inflight, "%u", snapblk_dev_inflight(dev));
+SNAPBLK_ATTR_RO(inflight, "%d", atomic_read(&dev->inflight));
 
 static ssize_t fetch_timeout_ms_show(struct device *d,
 				     struct device_attribute *a, char *buf)
@@ -171,6 +191,7 @@ static ssize_t fetch_timeout_ms_store(struct device *d,
 	if (!ms || ms > SNAPBLK_FETCH_TIMEOUT_MS_MAX)
 		return -EINVAL;
 	WRITE_ONCE(to_sdev(d)->fetch_timeout_ms, ms);
+	blk_queue_rq_timeout(to_sdev(d)->disk->queue, rq_timeout(ms));
 	return len;
 }
 static DEVICE_ATTR_RW(fetch_timeout_ms);
@@ -218,9 +239,18 @@ struct snapblk_dev *snapblk_dev_find(const char *name)
 static void snapblk_dev_free(struct snapblk_dev *dev)
 {
 	ida_free(&snapblk_index_ida, dev->index);
-	kvfree(dev->table);
+	/* The table holds every chunk key of the image: wipe it. */
+	if (dev->table)
+		kvfree_sensitive(dev->table,
+				 dev->nr_chunks * sizeof(*dev->table));
+	kvfree(dev->resident_map);
 	kfree(dev);
 }
+
+/*
+ * Device indexes are the minor numbers: at most MINORMASK + 1 devices.
+ */
+#define SNAPBLK_MAX_INDEX	MINORMASK
 
 struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p)
 {
@@ -235,7 +265,7 @@ struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p)
 	u64 i;
 	int ret;
 
-	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
 	if (!dev)
 		return ERR_PTR(-ENOMEM);
 	strscpy(dev->name, p->name, sizeof(dev->name));
@@ -244,6 +274,14 @@ struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p)
 	dev->nr_chunks = DIV_ROUND_UP_ULL(p->image_size, p->chunk_size);
 	memcpy(dev->image_id, p->image_id, SNAPBLK_IMAGE_ID_LEN);
 	dev->fetch_timeout_ms = p->fetch_timeout_ms;
+	INIT_LIST_HEAD(&dev->residents);
+	dev->resident_map = kvcalloc(BITS_TO_LONGS(dev->nr_chunks),
+				     sizeof(long), GFP_KERNEL_ACCOUNT |
+				     __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+	if (!dev->resident_map) {
+		kfree(dev);
+		return ERR_PTR(-ENOMEM);
+	}
 	for (i = 0; i < dev->nr_chunks; i++)
 		if (p->table[i].flags & SNAPBLK_CHUNK_F_ZERO)
 			dev->nr_zero++;
@@ -252,7 +290,7 @@ struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p)
 	ret = -EEXIST;
 	if (snapblk_dev_find(p->name))
 		goto err_unlock;
-	ret = ida_alloc(&snapblk_index_ida, GFP_KERNEL);
+	ret = ida_alloc_max(&snapblk_index_ida, SNAPBLK_MAX_INDEX, GFP_KERNEL);
 	if (ret < 0)
 		goto err_unlock;
 	dev->index = ret;
@@ -263,7 +301,7 @@ struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p)
 	dev->tag_set.numa_node = NUMA_NO_NODE;
 	dev->tag_set.cmd_size = sizeof(struct snapblk_rq);
 	dev->tag_set.flags = BLK_MQ_F_BLOCKING;
-	dev->tag_set.timeout = 3600 * HZ;
+	dev->tag_set.timeout = rq_timeout(dev->fetch_timeout_ms);
 	dev->tag_set.driver_data = dev;
 	ret = blk_mq_alloc_tag_set(&dev->tag_set);
 	if (ret)
@@ -305,6 +343,7 @@ err_ida:
 	ida_free(&snapblk_index_ida, dev->index);
 err_unlock:
 	mutex_unlock(&snapblk_devs_mutex);
+	kvfree(dev->resident_map);
 	kfree(dev);
 	return ERR_PTR(ret);
 }
@@ -317,6 +356,8 @@ static void snapblk_dev_destroy(struct snapblk_dev *dev)
 	/* Reads waiting for fetches fail now instead of at their deadline. */
 	snapblk_cache_cancel_dev(dev);
 	del_gendisk(dev->disk);
+	/* No request is left: its residency records can go. */
+	snapblk_cache_forget_dev(dev);
 	put_disk(dev->disk);
 	blk_mq_free_tag_set(&dev->tag_set);
 	snapblk_dev_free(dev);

@@ -5,8 +5,12 @@
  * a daemon reads them; a read request then belongs to that open file
  * (its "claimed" list) until it is answered.  When the file is closed,
  * whatever it still claims goes back to the head of the queue, so a
- * daemon that dies or restarts loses no request.  A chunk not delivered
- * by its deadline (the device's fetch_timeout_ms) fails its readers.
+ * daemon that dies or restarts loses no request; so do requests whose
+ * read() faulted and answers the kernel could not take for want of
+ * memory.  A chunk not delivered by its deadline (the device's
+ * fetch_timeout_ms, fixed when the chunk is first missed) fails its
+ * readers within SNAPBLK_FETCH_SCAN_MS after it, however many other
+ * chunks are missed meanwhile.
  *
  * Every delivered chunk is checked before anything else sees it: its
  * length, then SHA-256 of the ciphertext against the manifest's address;
@@ -44,6 +48,18 @@ static DECLARE_DELAYED_WORK(fetch_timeout_work, fetch_timeout_fn);
 
 static struct crypto_shash *sha256_tfm;	/* unkeyed: shared by all */
 
+/*
+ * Run the deadline scan within SNAPBLK_FETCH_SCAN_MS.  A scan already
+ * pending stays as it is: pushing it back on every new miss (what
+ * mod_delayed_work() would do) let a steady stream of misses postpone
+ * every deadline.
+ */
+static void arm_scan(void)
+{
+	queue_delayed_work(system_wq, &fetch_timeout_work,
+			   msecs_to_jiffies(SNAPBLK_FETCH_SCAN_MS));
+}
+
 /* A chunk is missing: queue it for the daemon.  Cache lock held. */
 void snapblk_fetch_enqueue(struct snapblk_chunk *c)
 {
@@ -51,7 +67,21 @@ void snapblk_fetch_enqueue(struct snapblk_chunk *c)
 	c->owner = NULL;
 	list_add_tail(&c->fnode, &fetch_queue);
 	wake_up_interruptible(&fetch_wq);
-	mod_delayed_work(system_wq, &fetch_timeout_work, HZ / 2);
+	arm_scan();
+}
+
+/*
+ * Put chunks back at the head of the queue, in order, for any daemon to
+ * read again.  Cache lock held.
+ */
+static void __requeue(struct list_head *list)
+{
+	struct snapblk_chunk *c;
+
+	list_for_each_entry(c, list, fnode)
+		c->owner = NULL;
+	list_splice_init(list, &fetch_queue);
+	wake_up_interruptible(&fetch_wq);
 }
 
 /* Fail the chunks on @list whose deadline passed; cache lock held. */
@@ -91,7 +121,7 @@ static void fetch_timeout_fn(struct work_struct *work)
 		snapblk_chunk_put(c);
 	}
 	if (more)
-		mod_delayed_work(system_wq, &fetch_timeout_work, HZ / 2);
+		arm_scan();
 }
 
 static int fetch_open(struct inode *inode, struct file *file)
@@ -111,16 +141,12 @@ static int fetch_open(struct inode *inode, struct file *file)
 static int fetch_release(struct inode *inode, struct file *file)
 {
 	struct snapblk_fetcher *f = file->private_data;
-	struct snapblk_chunk *c;
 
 	spin_lock(&snapblk_cache_lock);
 	/* Unanswered requests go back first in line, in order. */
-	list_for_each_entry(c, &f->claimed, fnode)
-		c->owner = NULL;
-	list_splice(&f->claimed, &fetch_queue);
+	__requeue(&f->claimed);
 	list_del(&f->node);
 	spin_unlock(&snapblk_cache_lock);
-	wake_up_interruptible(&fetch_wq);
 	kfree(f);
 	return 0;
 }
@@ -133,7 +159,7 @@ static ssize_t fetch_read(struct file *file, char __user *buf, size_t len,
 	struct snapblk_fetch_req *reqs;
 	struct snapblk_chunk *c, *tmp;
 	LIST_HEAD(taken);
-	int ret;
+	ssize_t ret;
 
 	if (!max)
 		return -EINVAL;
@@ -168,12 +194,22 @@ static ssize_t fetch_read(struct file *file, char __user *buf, size_t len,
 		if (++n == max)
 			break;
 	}
-	list_splice_tail(&taken, &f->claimed);
+	/*
+	 * Claimed only once the daemon has them.  Meanwhile they are on no
+	 * list: their ids are not out yet, so no answer can look for them,
+	 * and the deadline scan catches them again once they are back.
+	 */
 	spin_unlock(&snapblk_cache_lock);
 
 	ret = n * sizeof(*reqs);
 	if (copy_to_user(buf, reqs, ret))
-		ret = -EFAULT;	/* they stay claimed: re-queued at close */
+		ret = -EFAULT;
+	spin_lock(&snapblk_cache_lock);
+	if (ret < 0)
+		__requeue(&taken);
+	else
+		list_splice_tail(&taken, &f->claimed);
+	spin_unlock(&snapblk_cache_lock);
 out:
 	kfree(reqs);
 	return ret;
@@ -209,23 +245,48 @@ static struct snapblk_chunk *claim_answer(struct snapblk_fetcher *f, u64 id)
 	return NULL;
 }
 
-/* Put @c back on @f's claimed list (its answer could not be read). */
+/*
+ * Put @c back on @f's claimed list (its answer could not be read: the
+ * daemon may answer again), without the pages it got for that answer.
+ */
 static void unclaim(struct snapblk_fetcher *f, struct snapblk_chunk *c)
 {
+	snapblk_chunk_free_pages(c);
 	spin_lock(&snapblk_cache_lock);
 	list_add(&c->fnode, &f->claimed);
 	spin_unlock(&snapblk_cache_lock);
 	snapblk_chunk_put(c);
 }
 
+/*
+ * The kernel could not take @c's answer for want of memory: a transient
+ * failure, not the chunk's.  Back to the head of the queue, for any
+ * daemon to fetch again, and without its pages.
+ */
+static void requeue(struct snapblk_chunk *c)
+{
+	LIST_HEAD(one);
+
+	snapblk_chunk_free_pages(c);
+	spin_lock(&snapblk_cache_lock);
+	list_add(&c->fnode, &one);
+	__requeue(&one);
+	arm_scan();
+	spin_unlock(&snapblk_cache_lock);
+	snapblk_chunk_put(c);
+}
+
+/* All or none: on failure the caller frees what was allocated. */
 static int alloc_pages_for(struct snapblk_chunk *c)
 {
 	u32 i;
 
 	c->nr_pages = c->chunk_size >> PAGE_SHIFT;
 	c->pages = kvcalloc(c->nr_pages, sizeof(*c->pages), GFP_KERNEL);
-	if (!c->pages)
+	if (!c->pages) {
+		c->nr_pages = 0;
 		return -ENOMEM;
+	}
 	for (i = 0; i < c->nr_pages; i++) {
 		c->pages[i] = alloc_page(GFP_KERNEL);
 		if (!c->pages[i])
@@ -354,6 +415,8 @@ static ssize_t fetch_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		unclaim(f, c);
 		return -EFAULT;
 	}
+	if (err == -ENOMEM)
+		goto nomem;
 	if (!err) {
 		err = verify_address(c);
 		if (err == -EBADMSG)
@@ -362,6 +425,8 @@ static ssize_t fetch_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	}
 	if (!err) {
 		err = decrypt_chunk(c);
+		if (err == -ENOMEM)
+			goto nomem;
 		if (err)
 			pr_warn_ratelimited("snapblk%u: chunk %llu: cannot decrypt: %d\n",
 					    c->dev_index, c->chunk, err);
@@ -370,6 +435,12 @@ done:
 	snapblk_cache_complete(c, err);
 	snapblk_chunk_put(c);
 	return len;
+
+nomem:
+	pr_warn_ratelimited("snapblk%u: chunk %llu: no memory for the answer: fetched again\n",
+			    c->dev_index, c->chunk);
+	requeue(c);
+	return -ENOMEM;
 }
 
 static const struct file_operations fetch_fops = {

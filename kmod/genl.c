@@ -106,7 +106,7 @@ static int put_dev(struct sk_buff *msg, struct snapblk_dev *dev, bool stats)
 	    nla_put_u64_64bit(msg, SNAPBLK_STAT_ZERO_CHUNKS, dev->nr_zero,
 			      SNAPBLK_STAT_PAD) ||
 	    nla_put_u64_64bit(msg, SNAPBLK_STAT_RESIDENT,
-			      snapblk_dev_resident(dev), SNAPBLK_STAT_PAD) ||
+			      atomic64_read(&dev->resident), SNAPBLK_STAT_PAD) ||
 	    nla_put_u64_64bit(msg, SNAPBLK_STAT_CACHE_HITS,
 			      atomic64_read(&dev->hits), SNAPBLK_STAT_PAD) ||
 	    nla_put_u64_64bit(msg, SNAPBLK_STAT_CACHE_MISSES,
@@ -118,7 +118,7 @@ static int put_dev(struct sk_buff *msg, struct snapblk_dev *dev, bool stats)
 			      atomic64_read(&dev->fetch_errors),
 			      SNAPBLK_STAT_PAD) ||
 	    nla_put_u64_64bit(msg, SNAPBLK_STAT_INFLIGHT,
-			      snapblk_dev_inflight(dev), SNAPBLK_STAT_PAD))
+			      atomic_read(&dev->inflight), SNAPBLK_STAT_PAD))
 		return -EMSGSIZE;
 	nla_nest_end(msg, nest);
 	return 0;
@@ -145,7 +145,11 @@ static int reply_dev(struct genl_info *info, struct snapblk_dev *dev, u8 cmd)
 /*
  * Read and check the chunk table the caller passed as a file descriptor.
  * We run in the caller's context (netlink delivers synchronously), so the
- * descriptor is the caller's own.
+ * descriptor is the caller's own.  It must be a regular file (a memfd is
+ * one): a pipe, socket or device could make the read wait for ever.  The
+ * family has parallel_ops, so a slow read holds no lock but the caller.
+ * The table is charged to the caller's memory cgroup; beyond its limit
+ * the command fails with ENOMEM rather than wake the OOM killer.
  */
 static struct snapblk_chunk_entry *read_table(struct genl_info *info,
 					      u64 nr_chunks)
@@ -157,26 +161,34 @@ static struct snapblk_chunk_entry *read_table(struct genl_info *info,
 	struct file *f;
 	ssize_t n;
 	u64 i;
+	int ret;
 
 	f = fget(nla_get_u32(info->attrs[SNAPBLK_ATTR_TABLE_FD]));
 	if (!f) {
 		GENL_SET_ERR_MSG(info, "table file descriptor is not open");
 		return ERR_PTR(-EBADF);
 	}
+	ret = -EBADF;
 	if (!(f->f_mode & FMODE_READ)) {
-		fput(f);
 		GENL_SET_ERR_MSG(info, "table file descriptor is not readable");
-		return ERR_PTR(-EBADF);
+		goto err_put;
 	}
-	table = kvmalloc(len, GFP_KERNEL);
+	ret = -EINVAL;
+	if (!S_ISREG(file_inode(f)->i_mode)) {
+		GENL_SET_ERR_MSG(info, "table must be a regular file or a memfd");
+		goto err_put;
+	}
+	ret = -ENOMEM;
+	table = kvmalloc(len, GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL |
+			 __GFP_NOWARN);
 	if (!table) {
-		fput(f);
-		return ERR_PTR(-ENOMEM);
+		GENL_SET_ERR_MSG(info, "no memory for the chunk table");
+		goto err_put;
 	}
 	n = kernel_read(f, table, len, &pos);
 	fput(f);
 	if (n != len) {
-		kvfree(table);
+		kvfree_sensitive(table, len);
 		GENL_SET_ERR_MSG(info, "chunk table is shorter than the image");
 		return ERR_PTR(n < 0 ? n : -EINVAL);
 	}
@@ -187,17 +199,24 @@ static struct snapblk_chunk_entry *read_table(struct genl_info *info,
 		if ((e->flags & ~SNAPBLK_CHUNK_F_ALL) || e->__reserved ||
 		    (is_zero && (memcmp(e->addr, zero, sizeof(zero)) ||
 				 memcmp(e->key, zero, sizeof(zero))))) {
-			kvfree(table);
+			kvfree_sensitive(table, len);
 			GENL_SET_ERR_MSG(info, "malformed chunk table entry");
 			return ERR_PTR(-EINVAL);
 		}
+		if (!(i & 4095))
+			cond_resched();
 	}
 	return table;
+
+err_put:
+	fput(f);
+	return ERR_PTR(ret);
 }
 
 /*
- * Names become /dev/snapblk/NAME through udev: letters, digits and
+ * Names become /dev/snapblk/NAME through udev: ASCII letters, digits and
  * "_.:@+-", not starting with "." or "-" (so never "..", never a path).
+ * The kernel's isalnum() takes Latin-1 letters too: check ASCII first.
  */
 static bool valid_name(const char *name)
 {
@@ -206,9 +225,19 @@ static bool valid_name(const char *name)
 	if (!name[0] || name[0] == '.' || name[0] == '-')
 		return false;
 	for (p = name; *p; p++)
-		if (!isalnum(*p) && !strchr("_.:@+-", *p))
+		if (!isascii(*p) || (!isalnum(*p) && !strchr("_.:@+-", *p)))
 			return false;
 	return true;
+}
+
+static bool name_taken(const char *name)
+{
+	bool ret;
+
+	mutex_lock(&snapblk_devs_mutex);
+	ret = snapblk_dev_find(name);
+	mutex_unlock(&snapblk_devs_mutex);
+	return ret;
 }
 
 static int snapblk_genl_create(struct sk_buff *skb, struct genl_info *info)
@@ -243,18 +272,25 @@ static int snapblk_genl_create(struct sk_buff *skb, struct genl_info *info)
 				    "chunk size is not a power of two");
 		return -EINVAL;
 	}
-	nr_chunks = DIV_ROUND_UP_ULL(p.image_size, p.chunk_size);
-	if (!p.image_size || nr_chunks > SNAPBLK_MANIFEST_MAX_CHUNKS) {
+	/* Compared before rounding up: near 2^64 the count would wrap. */
+	if (!p.image_size ||
+	    p.image_size > (u64)SNAPBLK_MANIFEST_MAX_CHUNKS * p.chunk_size) {
 		NL_SET_ERR_MSG_ATTR(info->extack, a[SNAPBLK_ATTR_IMAGE_SIZE],
 				    "image size out of range");
 		return -EINVAL;
+	}
+	nr_chunks = DIV_ROUND_UP_ULL(p.image_size, p.chunk_size);
+	/* Before the table is read (create checks again, under the lock). */
+	if (name_taken(p.name)) {
+		GENL_SET_ERR_MSG(info, "a device with this name exists");
+		return -EEXIST;
 	}
 	p.table = read_table(info, nr_chunks);
 	if (IS_ERR(p.table))
 		return PTR_ERR(p.table);
 	dev = snapblk_dev_create(&p);
 	if (IS_ERR(dev)) {
-		kvfree(p.table);
+		kvfree_sensitive(p.table, nr_chunks * sizeof(*p.table));
 		if (PTR_ERR(dev) == -EEXIST)
 			GENL_SET_ERR_MSG(info, "a device with this name exists");
 		return PTR_ERR(dev);
@@ -447,6 +483,25 @@ static const struct genl_small_ops snapblk_genl_ops[] = {
 };
 
 /*
+ * Events are sent only while the family is registered: genl_live is set
+ * after registration and cleared before unregistration, under the write
+ * side of genl_live_sem, whose read side each sender holds.  Senders run
+ * in process context (they allocate with GFP_KERNEL).
+ */
+static DECLARE_RWSEM(genl_live_sem);
+static bool genl_live;
+
+static void multicast(struct sk_buff *msg)
+{
+	down_read(&genl_live_sem);
+	if (genl_live)
+		genlmsg_multicast(&snapblk_genl_family, msg, 0, 0, GFP_KERNEL);
+	else
+		nlmsg_free(msg);
+	up_read(&genl_live_sem);
+}
+
+/*
  * Multicast an event to the "events" group: a device message (@dev may
  * be NULL for none) and, for a chunk error, the chunk and errno.
  */
@@ -455,6 +510,8 @@ void snapblk_genl_event(u8 cmd, struct snapblk_dev *dev, u64 chunk, int err)
 	struct sk_buff *msg;
 	void *hdr;
 
+	if (!READ_ONCE(genl_live))
+		return;
 	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
 	if (!msg)
 		return;
@@ -469,7 +526,7 @@ void snapblk_genl_event(u8 cmd, struct snapblk_dev *dev, u64 chunk, int err)
 	     nla_put_u32(msg, SNAPBLK_ATTR_ERROR, err)))
 		goto err_free;
 	genlmsg_end(msg, hdr);
-	genlmsg_multicast(&snapblk_genl_family, msg, 0, 0, GFP_KERNEL);
+	multicast(msg);
 	return;
 
 err_free:
@@ -482,6 +539,8 @@ void snapblk_genl_clone_event(u64 generation, u32 source, u32 reseed)
 	struct sk_buff *msg;
 	void *hdr;
 
+	if (!READ_ONCE(genl_live))
+		return;
 	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
 	if (!msg)
 		return;
@@ -496,7 +555,7 @@ void snapblk_genl_clone_event(u64 generation, u32 source, u32 reseed)
 		return;
 	}
 	genlmsg_end(msg, hdr);
-	genlmsg_multicast(&snapblk_genl_family, msg, 0, 0, GFP_KERNEL);
+	multicast(msg);
 }
 
 static const struct genl_multicast_group snapblk_genl_mcgrps[] = {
@@ -504,8 +563,12 @@ static const struct genl_multicast_group snapblk_genl_mcgrps[] = {
 };
 
 /*
- * Registered from module init until module exit; the genetlink core holds
- * a module reference while a command runs, so no command outlives it.
+ * Registered last at module init and unregistered first at exit
+ * (main.c), so no command runs against state that is not set up or is
+ * torn down.  Unregistering waits for commands in progress.  Commands run
+ * in parallel (no genl_mutex): each takes the lock of what it touches
+ * (snapblk_devs_mutex, the clone state's), and a CREATE reading its
+ * table holds none.
  */
 static struct genl_family snapblk_genl_family __ro_after_init = {
 	.name = SNAPBLK_GENL_NAME,
@@ -513,6 +576,7 @@ static struct genl_family snapblk_genl_family __ro_after_init = {
 	.maxattr = SNAPBLK_ATTR_MAX,
 	.policy = snapblk_genl_policy,
 	.netnsok = false,
+	.parallel_ops = true,
 	.module = THIS_MODULE,
 	.small_ops = snapblk_genl_ops,
 	.n_small_ops = ARRAY_SIZE(snapblk_genl_ops),
@@ -526,14 +590,22 @@ int __init snapblk_genl_init(void)
 	int ret;
 
 	ret = genl_register_family(&snapblk_genl_family);
-	if (ret)
+	if (ret) {
 		pr_err("cannot register generic netlink family %s: %d\n",
 		       SNAPBLK_GENL_NAME, ret);
-	return ret;
+		return ret;
+	}
+	down_write(&genl_live_sem);
+	genl_live = true;
+	up_write(&genl_live_sem);
+	return 0;
 }
 
 void snapblk_genl_exit(void)
 {
+	down_write(&genl_live_sem);
+	genl_live = false;
+	up_write(&genl_live_sem);
 	genl_unregister_family(&snapblk_genl_family);
 }
 

@@ -10,6 +10,13 @@
 
 #include <linux/module.h>
 
+/*
+ * The control family is registered last and unregistered first: no
+ * command (CLONE_TRIGGER, STATUS, ...) can run before everything it may
+ * touch is set up, or after any of it is torn down.  The character
+ * devices and clone sources before it only produce events, which the
+ * family drops while it is not registered (genl.c).
+ */
 static int __init snapblk_init(void)
 {
 	int ret;
@@ -23,18 +30,18 @@ static int __init snapblk_init(void)
 	ret = snapblk_dev_init();
 	if (ret)
 		goto err_fetch;
-	ret = snapblk_genl_init();
-	if (ret)
-		goto err_dev;
 	ret = snapblk_clone_init();
 	if (ret)
-		goto err_genl;
+		goto err_dev;
+	ret = snapblk_genl_init();
+	if (ret)
+		goto err_clone;
 
 	pr_info("version %s loaded\n", SNAPBLK_VERSION);
 	return 0;
 
-err_genl:
-	snapblk_genl_exit();
+err_clone:
+	snapblk_clone_exit();
 err_dev:
 	snapblk_dev_exit();
 err_fetch:
@@ -48,8 +55,8 @@ err_out:
 
 static void __exit snapblk_exit(void)
 {
-	snapblk_clone_exit();
 	snapblk_genl_exit();
+	snapblk_clone_exit();
 	snapblk_dev_exit();
 	snapblk_fetch_exit();
 	snapblk_cache_exit();

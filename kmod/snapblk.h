@@ -16,26 +16,30 @@
 #include <uapi/linux/snapblk.h>
 
 /* Module version, reported by modinfo and SNAPBLK_CMD_GET_INFO. */
-#define SNAPBLK_VERSION "0.3.0"
+#define SNAPBLK_VERSION "0.4.0"
 
 struct snapblk_dev;
 
 /*
- * A chunk in the shared memory cache, keyed by (address, key) so that a
- * manifest naming an address with another key never finds it.
+ * A chunk in the shared memory cache, keyed by everything that shapes its
+ * plaintext: (address, key, chunk size).  A manifest naming an address
+ * with another key, or declaring another chunk size, never finds it.
  *
  * Lifetime: created FETCHING by the first reader that misses, hashed
  * until evicted (VALID) or until its fetch fails or times out; freed when
  * the last reference goes.  The hash holds one reference; a reader
  * copying out of it, and the fetch path delivering into it, hold one each.
  * Every field but the immutable addr/key/chunk_size is protected by
- * snapblk_cache_lock.
+ * snapblk_cache_lock, except pages/nr_pages, which belong to the fetch
+ * path until the chunk is VALID and are immutable after.  The key is
+ * wiped when the chunk is freed.
  */
 struct snapblk_chunk {
 	struct hlist_node hnode;	/* in the cache hash, while hashed */
 	struct list_head lru;		/* VALID: on the LRU list */
 	struct list_head fnode;		/* FETCHING: fetch queue or claimed */
 	struct list_head waiters;	/* FETCHING: struct snapblk_rq */
+	struct list_head users;		/* VALID: struct snapblk_resident */
 	refcount_t ref;
 	bool valid;			/* data holds verified plaintext */
 	bool hashed;
@@ -52,12 +56,33 @@ struct snapblk_chunk {
 	u64 chunk;
 };
 
-/* Per-request data (tag_set.cmd_size); every request lies in one chunk. */
+/*
+ * One (device, chunk index) that has read a VALID cached chunk: what the
+ * device's resident count counts.  Lifetime: made when the device first
+ * reads the chunk (hit or completed fetch), on both lists under
+ * snapblk_cache_lock; freed when the chunk is evicted or the device is
+ * removed, whichever comes first.
+ */
+struct snapblk_resident {
+	struct list_head cnode;		/* on chunk->users */
+	struct list_head dnode;		/* on dev->residents */
+	struct snapblk_dev *dev;
+	u64 index;
+};
+
+/*
+ * Per-request data (tag_set.cmd_size); every request lies in one chunk.
+ * @waiting says, under snapblk_cache_lock, that the request is on a
+ * chunk's waiters and so still owned by the cache: whoever clears it
+ * (fetch completion, device removal, the blk-mq timeout) completes it.
+ */
 struct snapblk_rq {
 	struct list_head node;		/* on a chunk's waiters, under lock */
 	struct request *rq;
 	struct snapblk_dev *dev;
 	u64 chunk;			/* chunk index the request reads */
+	bool waiting;
+	struct snapblk_resident *res;	/* preallocated, or NULL */
 };
 
 /*
@@ -76,6 +101,15 @@ struct snapblk_dev {
 	u8 image_id[SNAPBLK_IMAGE_ID_LEN];
 	struct snapblk_chunk_entry *table;	/* kvmalloc'ed, nr_chunks */
 	u32 fetch_timeout_ms;		/* READ_ONCE: sysfs may change it */
+	/*
+	 * Residency, kept as it changes so that reading it is O(1): bit i of
+	 * resident_map is set, under snapblk_cache_lock, while a struct
+	 * snapblk_resident for chunk i is on residents.
+	 */
+	unsigned long *resident_map;	/* nr_chunks bits */
+	struct list_head residents;	/* under snapblk_cache_lock */
+	atomic64_t resident;		/* bits set in resident_map */
+	atomic_t inflight;		/* requests waiting for a fetch */
 	struct blk_mq_tag_set tag_set;
 	struct gendisk *disk;
 	/* Under disk->open_mutex: */
@@ -100,7 +134,6 @@ struct snapblk_dev_params {
 struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p);
 int snapblk_dev_remove(const char *name);
 struct snapblk_dev *snapblk_dev_find(const char *name);	/* devs mutex held */
-u64 snapblk_dev_resident(struct snapblk_dev *dev);
 /* Longest fetch_timeout_ms accepted: one hour. */
 #define SNAPBLK_FETCH_TIMEOUT_MS_MAX	3600000U
 int snapblk_dev_init(void);
@@ -112,16 +145,20 @@ struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
 						 u64 chunk,
 						 struct snapblk_rq *cmd);
 void snapblk_chunk_put(struct snapblk_chunk *c);
+void snapblk_chunk_free_pages(struct snapblk_chunk *c);
 void snapblk_cache_complete(struct snapblk_chunk *c, int err);
 void snapblk_cache_cancel_dev(struct snapblk_dev *dev);
-void snapblk_chunk_copy_to_rq(struct snapblk_chunk *c, struct request *rq);
-bool snapblk_cache_resident(const u8 *addr, const u8 *key);
-u32 snapblk_dev_inflight(struct snapblk_dev *dev);
+int snapblk_chunk_copy_to_rq(struct snapblk_chunk *c, struct snapblk_rq *cmd);
+bool snapblk_cache_timeout_rq(struct snapblk_rq *cmd);
+void snapblk_cache_forget_dev(struct snapblk_dev *dev);
 int snapblk_cache_init(void);
 void snapblk_cache_exit(void);
 
 /* fetch.c */
 void snapblk_fetch_enqueue(struct snapblk_chunk *c);	/* cache lock held */
+/* Slack of the deadline scan, and of the blk-mq timeout after it. */
+#define SNAPBLK_FETCH_SCAN_MS		250
+#define SNAPBLK_RQ_TIMEOUT_SLACK_MS	5000
 int snapblk_fetch_init(void);
 void snapblk_fetch_exit(void);
 
@@ -142,6 +179,9 @@ struct snapblk_clone_stats {
 
 int snapblk_clone_event(u32 source, const u8 *id, bool kernel_reseeded,
 			u64 *generation);
+u32 snapblk_clone_reseed(const u8 *id);		/* never sleeps */
+void snapblk_clone_publish(u32 source, const u8 *id, u32 reseed,
+			   u64 *generation);
 void snapblk_clone_set_id(const u8 *id);
 void snapblk_clone_get(u64 *generation, u8 *id,
 		       struct snapblk_clone_stats *st);

@@ -31,7 +31,8 @@
  *               SNAPBLK_ATTR_CHUNK_SIZE  (u32, power of two, MIN..MAX)
  *               SNAPBLK_ATTR_IMAGE_ID    (binary, SNAPBLK_IMAGE_ID_LEN)
  *               SNAPBLK_ATTR_TABLE_FD    (u32): a file descriptor of the
- *                 caller (a memfd) holding chunk_count struct
+ *                 caller (a memfd or other regular file) holding
+ *                 chunk_count struct
  *                 snapblk_chunk_entry from offset 0; the kernel reads it
  *                 during the command, the caller may close it after.
  *               SNAPBLK_ATTR_FETCH_TIMEOUT_MS (u32, optional)
