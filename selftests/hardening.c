@@ -10,7 +10,9 @@
  * AES-256-CTR makes of it, computed here with OpenSSL to compare), writes
  * the chunk table to a memfd and maps it through netlink.
  */
+#include <dirent.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -446,6 +448,42 @@ TEST_F_TIMEOUT(hard, no_daemon_fails_by_the_deadline, 60)
 }
 
 /*
+ * The blk-mq timeout (fetch_timeout_ms + 5 s) fails a request still
+ * waiting, instead of re-arming for ever: a read of a device with a 1 s
+ * timeout that joined a fetch made for a device with a 10 min one (whose
+ * deadline is the fetch's) fails after about 6 s.  Before the fix it
+ * waited for the other device's deadline.
+ */
+TEST_F_TIMEOUT(hard, blk_mq_timeout_fails_a_request_left_waiting, 120)
+{
+	struct tchunk *a = new_chunk(self, 64 * KIB);
+	struct reader ra, rb;
+	char na[64], nb[64];
+
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(0, srv_start(&self->srv, self->c, self->nc));
+	self->srv.hold = a->addr;
+	ASSERT_EQ(0, map(&self->nl, "h0", &a, 1, 64 * KIB, 600000, na));
+	ASSERT_EQ(0, map(&self->nl, "h1", &a, 1, 64 * KIB, 1000, nb));
+	memset(&ra, 0, sizeof(ra));
+	memset(&rb, 0, sizeof(rb));
+	snprintf(ra.node, sizeof(ra.node), "%s", na);
+	snprintf(rb.node, sizeof(rb.node), "%s", nb);
+	ASSERT_EQ(0, pthread_create(&ra.th, NULL, reader_main, &ra));
+	usleep(500 * 1000);	/* the fetch is h0's, with h0's deadline */
+	ASSERT_EQ(0, pthread_create(&rb.th, NULL, reader_main, &rb));
+	pthread_join(rb.th, NULL);
+	TH_LOG("read of the 1 s device: %zd after %.2f s", rb.ret, rb.took);
+	EXPECT_EQ(-EIO, rb.ret);
+	EXPECT_LT(rb.took, 9.0);
+	/* A daemon that answers now completes h0's read. */
+	srv_stop(&self->srv);
+	ASSERT_EQ(0, srv_start(&self->srv, self->c, self->nc));
+	pthread_join(ra.th, NULL);
+	EXPECT_EQ(4096, ra.ret);
+}
+
+/*
  * An answer whose payload faults (EFAULT) leaves the chunk claimed for a
  * retry and keeps no pages: before the fix each retry allocated the
  * chunk's pages again and leaked the previous set.
@@ -818,6 +856,123 @@ TEST_F_TIMEOUT(hard, resident_count_follows_the_cache, 120)
 	ASSERT_EQ(0, sb_nl_status(&self->nl, "h0", &d));
 	EXPECT_EQ(1u, d.stats[SNAPBLK_STAT_RESIDENT]);
 	free(b);
+}
+
+/* The ivshmem-plain device run-vm gives the guest: its sysfs dir, or "". */
+static void find_ivshmem(char *dir, size_t len)
+{
+	char path[512], v[32], d[32];
+	struct dirent *de;
+	DIR *dd = opendir("/sys/bus/pci/devices");
+
+	dir[0] = '\0';
+	while (dd && (de = readdir(dd))) {
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor",
+			 de->d_name);
+		if (sb_read_file(path, v, sizeof(v)))
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device",
+			 de->d_name);
+		if (sb_read_file(path, d, sizeof(d)))
+			continue;
+		if (!strcmp(v, "0x1af4") && !strcmp(d, "0x1110"))
+			snprintf(dir, len, "/sys/bus/pci/devices/%s",
+				 de->d_name);
+	}
+	if (dd)
+		closedir(dd);
+}
+
+/*
+ * The generation page's IRQ thread reseeds and acknowledges before it
+ * takes any sleeping lock: while another process reports clones through
+ * the netlink trigger and reads clone state as fast as it can on the
+ * other CPU (holding the clone mutex much of the time), a clone reported
+ * through the page is still acknowledged before the interrupted task runs
+ * on (selftests/helpers/genpage_vmm counts the loads it spins).  Before
+ * the fix the thread waited for that mutex first.
+ */
+TEST_F_TIMEOUT(hard, genpage_reseed_waits_for_no_lock, 300)
+{
+	const int irq = 7, rounds = 30;
+	char dev[512], path[600], line[256], params[128], cmd[1400];
+	char cpus[32];
+	unsigned long long bar;
+	int i, cpu, worst = 0, acked = 0;
+	pid_t storm;
+	FILE *f;
+
+	find_ivshmem(dev, sizeof(dev));
+	if (!dev[0])
+		SKIP(return, "no ivshmem-plain device: run under selftests/run-vm");
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "needs two CPUs");
+	snprintf(path, sizeof(path), "%s/enable", dev);
+	ASSERT_EQ(0, write_str(path, "1"));
+	snprintf(path, sizeof(path), "%s/resource", dev);
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f);
+	for (i = 0; i < 3 && fgets(line, sizeof(line), f); i++)
+		;
+	fclose(f);
+	ASSERT_EQ(1, sscanf(line, "%llx", &bar));
+	snprintf(cmd, sizeof(cmd), "%s/selftests-helpers/genpage_vmm init %s/resource2",
+		 getenv("SNAPBLK_BUILD") ?: "build", dev);
+	ASSERT_EQ(0, system(cmd));
+
+	sb_nl_close(&self->nl);
+	ASSERT_EQ(0, sb_unload("snapblk"));
+	snprintf(params, sizeof(params), "genpage=4K@0x%llx:%d", bar, irq);
+	ASSERT_EQ(0, sb_load(sb_ko_path(), params));
+	ASSERT_EQ(0, sb_nl_open(&self->nl));
+	snprintf(path, sizeof(path), "/proc/irq/%d/effective_affinity_list",
+		 irq);
+	ASSERT_EQ(0, sb_read_file(path, cpus, sizeof(cpus)));
+	cpu = atoi(cpus);
+
+	storm = fork();
+	ASSERT_GE(storm, 0);
+	if (storm == 0) {
+		cpu_set_t set;
+		struct sb_clone_status st;
+		struct sb_nl nl;
+		uint64_t gen;
+
+		CPU_ZERO(&set);
+		CPU_SET(!cpu, &set);
+		sched_setaffinity(0, sizeof(set), &set);
+		if (sb_nl_open(&nl))
+			_exit(1);
+		for (;;) {
+			sb_nl_clone_trigger(&nl, NULL, &gen);
+			sb_nl_clone_status(&nl, &st);
+		}
+	}
+	usleep(200 * 1000);
+	for (i = 0; i < rounds; i++) {
+		unsigned int gen, ack, spins;
+
+		snprintf(cmd, sizeof(cmd),
+			 "taskset -c %d %s/selftests-helpers/genpage_vmm clone %s/resource2 %d %032x",
+			 cpu, getenv("SNAPBLK_BUILD") ?: "build", dev, irq,
+			 i + 1);
+		f = popen(cmd, "r");
+		ASSERT_NE(NULL, f);
+		if (fgets(line, sizeof(line), f) &&
+		    sscanf(line, "generation %u ack %u spins %u", &gen, &ack,
+			   &spins) == 3) {
+			acked += gen == ack;
+			if ((int)spins > worst)
+				worst = spins;
+		}
+		pclose(f);
+	}
+	kill(storm, SIGKILL);
+	waitpid(storm, NULL, 0);
+	TH_LOG("%d page clones during a trigger storm: %d acknowledged, at most %d spins before the acknowledgment",
+	       rounds, acked, worst);
+	EXPECT_EQ(rounds, acked);
+	EXPECT_LE(worst, 1);
 }
 
 /*
