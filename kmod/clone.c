@@ -142,9 +142,11 @@ void snapblk_clone_publish(u32 source, const u8 *id, u32 reseed,
 	}
 	snapblk_gendev_publish(gen, source, reseed, ktime_get_boottime_ns());
 	snapblk_genl_clone_event(gen, source, reseed);
-	pr_info("clone: generation %llu from %s, RNG %s\n", gen,
-		snapblk_clone_source_name(source),
-		reseed == SNAPBLK_RESEED_FAILED ? "NOT reseeded" : "reseeded");
+	/* Rate-limited: a storm of triggers must not flood the log. */
+	pr_info_ratelimited("clone: generation %llu from %s, RNG %s\n", gen,
+			    snapblk_clone_source_name(source),
+			    reseed == SNAPBLK_RESEED_FAILED ?
+			    "NOT reseeded" : "reseeded");
 out:
 	mutex_unlock(&snapblk_clone_mutex);
 	if (generation)
