@@ -18,10 +18,17 @@
  * The main thread waits for SIGTERM/SIGINT (signalfd) or for a worker's
  * fatal error, then writes the stop eventfd; the workers finish the
  * request in hand and exit; the device file is closed, and the counters
- * are logged.
+ * are logged.  A worker that does not finish within --stop-timeout (a
+ * store read that never returns) is left behind: the device is let go
+ * of (dup2() of /dev/null over it, so the kernel re-queues what this
+ * daemon had claimed while the thread may still hold the descriptor
+ * number), the counters are logged and the process _exit()s, which ends
+ * every thread that sleeps interruptibly or killably.
  *
  * The daemon is untrusted by design: the kernel hashes every chunk
- * against the manifest, so the daemon never hashes or decrypts.
+ * against the manifest, so the daemon never hashes or decrypts.  It
+ * trusts the store no more (sb_store_read_chunk()): a chunk path that
+ * holds anything but a regular file in the store is answered EIO.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,8 +47,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chunk.h"
@@ -51,16 +60,19 @@
 #define DEFAULT_DEVICE	"/dev/snapblk-fetch"
 #define DEFAULT_JOBS	4
 #define MAX_JOBS	256
+#define DEFAULT_STOP_TIMEOUT	5	/* seconds */
+#define MAX_STOP_TIMEOUT	3600
 
 static const char usage_text[] =
 "usage: snapblkd --store DIR [--jobs N] [--device PATH | --device-fd FD]\n"
-"                [--syslog] [--foreground] [-v]\n"
+"                [--stop-timeout SECONDS] [--syslog] [--foreground] [-v]\n"
 "\n"
 "Fetch daemon of the snapblk lazy block device: read the kernel's chunk\n"
 "requests from /dev/snapblk-fetch and answer each with the chunk's\n"
 "ciphertext from the chunk store DIR (DIR/ab/abcdef..., as written by\n"
 "snapblk-build).  The kernel verifies every chunk against its manifest,\n"
-"so the store need not be trusted.  Runs in the foreground until\n"
+"so the store need not be trusted: only regular files inside DIR are\n"
+"read, no symbolic link is followed.  Runs in the foreground until\n"
 "SIGTERM or SIGINT; requests not yet answered then go back to the\n"
 "kernel's queue for the next daemon.\n"
 "\n"
@@ -71,6 +83,10 @@ static const char usage_text[] =
 "      --device-fd FD   use the already open descriptor FD instead of\n"
 "                       opening a device (for tests and socket\n"
 "                       activation); it is made non-blocking\n"
+"      --stop-timeout SECONDS\n"
+"                       on SIGTERM or SIGINT, wait at most this long\n"
+"                       (0 to 3600, default 5) for the chunks being read,\n"
+"                       then exit anyway: the kernel re-queues them\n"
 "      --syslog         log to syslog (facility daemon) instead of\n"
 "                       standard error\n"
 "  -f, --foreground     accepted for service files: snapblkd always runs\n"
@@ -79,19 +95,22 @@ static const char usage_text[] =
 "  -h, --help           this text\n"
 "  -V, --version        print the version\n"
 "\n"
-"Each chunk missing from the store is answered 'not found' (ENOENT), an\n"
-"unreadable or wrong-sized one 'I/O error' (EIO); either fails the reads\n"
-"that need it with EIO and is logged.  On exit the counters are logged:\n"
-"chunks fetched, missing, errors and bytes delivered.\n"
+"Each chunk missing from the store is answered 'not found' (ENOENT); an\n"
+"unreadable or wrong-sized one, or anything but a regular file (a FIFO,\n"
+"device, socket, directory or symbolic link), 'I/O error' (EIO); either\n"
+"fails the reads that need it with EIO and is logged.  On exit the\n"
+"counters are logged: chunks fetched, missing, errors and bytes\n"
+"delivered.\n"
 "\n"
 "Exit status: 0 stopped by SIGTERM or SIGINT, 1 failure (device or store\n"
 "cannot be opened, device error), 2 usage error.  See snapblkd(8).\n";
 
+/* Atomic: the counters of a worker left behind are read while it runs. */
 struct counters {
-	uint64_t fetched;	/* chunks delivered */
-	uint64_t missing;	/* answered ENOENT */
-	uint64_t errors;	/* answered EIO/EPROTO, or answer refused */
-	uint64_t bytes;		/* ciphertext bytes delivered */
+	_Atomic uint64_t fetched;	/* chunks delivered */
+	_Atomic uint64_t missing;	/* answered ENOENT */
+	_Atomic uint64_t errors;	/* answered EIO/EPROTO, or refused */
+	_Atomic uint64_t bytes;		/* ciphertext bytes delivered */
 };
 
 struct worker {
@@ -106,19 +125,24 @@ static struct {
 	const char *device;
 	int device_fd;
 	unsigned int jobs;
+	unsigned int stop_timeout;	/* seconds */
 	bool syslog;
 	bool verbose;
 } opt = {
 	.device = DEFAULT_DEVICE,
 	.device_fd = -1,
 	.jobs = DEFAULT_JOBS,
+	.stop_timeout = DEFAULT_STOP_TIMEOUT,
 };
 
 static struct sb_store *store;
 static int dev_fd = -1;
 static int stop_fd = -1;		/* eventfd: readable once stopping */
+static int done_fd = -1;		/* eventfd: +1 for each worker done */
 static pthread_mutex_t read_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int exit_status = EXIT_OK;
+static atomic_uint serving;		/* workers with a request in hand */
+static atomic_bool left_behind;		/* exiting without some workers */
 
 /* ------------------------------------------------------------- logging */
 
@@ -280,6 +304,8 @@ static int send_answer(const struct snapblk_fetch_req *req, uint32_t error,
 	ssize_t n;
 	int err;
 
+	if (atomic_load(&left_behind))
+		return -EAGAIN;	/* the kernel re-queued it already */
 	for (;;) {
 		n = writev(dev_fd, iov, error ? 1 : 2);
 		if (n == (ssize_t)total)
@@ -329,38 +355,48 @@ static bool ensure_buf(struct worker *w, size_t len)
 
 /*
  * Read the chunk; the errno to answer with: 0 (data in w->buf), ENOENT
- * when it is not in the store, EIO when it cannot be delivered whole.
+ * when it is not in the store, EIO when it cannot be delivered whole or
+ * what the store holds at its path is not a chunk file (logged with what
+ * it is: the store is not trusted).
  */
 static uint32_t read_chunk(struct worker *w,
 			   const struct snapblk_fetch_req *req,
 			   const char *name)
 {
-	uint64_t size = 0;
+	struct sb_store_found found;
+	unsigned int dev = req->dev_index;
+	unsigned long long chunk = req->chunk;
 	int ret;
 
 	if (!ensure_buf(w, req->chunk_size)) {
-		log_err(ENOMEM, NULL, "snapblk%u chunk %llu: %s",
-			req->dev_index, (unsigned long long)req->chunk, name);
+		log_err(ENOMEM, NULL, "snapblk%u chunk %llu: %s", dev, chunk,
+			name);
 		return EIO;
 	}
-	ret = sb_store_read(store, req->addr, w->buf, req->chunk_size, &size);
+	ret = sb_store_read_chunk(store, req->addr, w->buf, req->chunk_size,
+				  &found);
 	if (!ret)
 		return 0;
 	if (ret == -ENOENT || ret == -ENOTDIR) {
-		log_err(ENOENT, NULL, "snapblk%u chunk %llu: %s/%s",
-			req->dev_index, (unsigned long long)req->chunk,
-			opt.store_dir, name);
+		log_err(ENOENT, NULL, "snapblk%u chunk %llu: %s/%s", dev,
+			chunk, opt.store_dir, name);
 		return ENOENT;
 	}
-	if (ret == -EMSGSIZE)
+	if (ret == -ELOOP)
+		log_err(0, NULL, "snapblk%u chunk %llu: %s/%s: a symbolic "
+			"link in the path (not followed)", dev, chunk,
+			opt.store_dir, name);
+	else if (ret == -EMSGSIZE && !S_ISREG(found.type))
+		log_err(0, NULL, "snapblk%u chunk %llu: %s/%s: not a regular "
+			"file (%s)", dev, chunk, opt.store_dir, name,
+			sb_store_type_name(found.type));
+	else if (ret == -EMSGSIZE)
 		log_err(0, NULL, "snapblk%u chunk %llu: %s/%s: %llu bytes, "
-			"expected %u", req->dev_index,
-			(unsigned long long)req->chunk, opt.store_dir, name,
-			(unsigned long long)size, req->chunk_size);
+			"expected %u", dev, chunk, opt.store_dir, name,
+			(unsigned long long)found.size, req->chunk_size);
 	else
 		log_err(-ret, NULL, "snapblk%u chunk %llu: reading %s/%s",
-			req->dev_index, (unsigned long long)req->chunk,
-			opt.store_dir, name);
+			dev, chunk, opt.store_dir, name);
 	return EIO;
 }
 
@@ -417,16 +453,22 @@ static void *worker_main(void *arg)
 {
 	struct snapblk_fetch_req req;
 	struct worker *w = arg;
+	uint64_t one = 1;
 	int got;
 
 	for (;;) {
 		pthread_mutex_lock(&read_lock);
 		got = next_request(&req);
+		if (got)
+			atomic_fetch_add(&serving, 1);
 		pthread_mutex_unlock(&read_lock);
 		if (!got)
 			break;
 		serve(w, &req);
+		atomic_fetch_sub(&serving, 1);
 	}
+	if (write(done_fd, &one, sizeof(one)) < 0)
+		abort();	/* cannot happen with a valid eventfd */
 	return NULL;
 }
 
@@ -458,12 +500,13 @@ static unsigned int parse_uint(const char *what, const char *s,
 
 static void parse_args(int argc, char **argv)
 {
-	enum { OPT_DEVICE_FD = 256, OPT_SYSLOG };
+	enum { OPT_DEVICE_FD = 256, OPT_SYSLOG, OPT_STOP_TIMEOUT };
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, 's' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "device", required_argument, NULL, 'd' },
 		{ "device-fd", required_argument, NULL, OPT_DEVICE_FD },
+		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -490,6 +533,10 @@ static void parse_args(int argc, char **argv)
 		case OPT_DEVICE_FD:
 			opt.device_fd = parse_uint("descriptor", optarg, 0,
 						   INT_MAX);
+			break;
+		case OPT_STOP_TIMEOUT:
+			opt.stop_timeout = parse_uint("stop timeout", optarg,
+						      0, MAX_STOP_TIMEOUT);
 			break;
 		case OPT_SYSLOG:
 			opt.syslog = true;
@@ -615,25 +662,113 @@ static void wait_for_stop(int sig_fd)
 
 static void report(struct worker *w, unsigned int n)
 {
-	struct counters t = { 0 };
+	unsigned long long fetched = 0, missing = 0, errors = 0, bytes = 0;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
-		t.fetched += w[i].c.fetched;
-		t.missing += w[i].c.missing;
-		t.errors += w[i].c.errors;
-		t.bytes += w[i].c.bytes;
+		fetched += w[i].c.fetched;
+		missing += w[i].c.missing;
+		errors += w[i].c.errors;
+		bytes += w[i].c.bytes;
 	}
 	log_info("stopped: %llu fetched, %llu missing, %llu errors, "
-		 "%llu bytes", (unsigned long long)t.fetched,
-		 (unsigned long long)t.missing,
-		 (unsigned long long)t.errors, (unsigned long long)t.bytes);
+		 "%llu bytes", fetched, missing, errors, bytes);
+}
+
+static long long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+/*
+ * After the stop: wait up to --stop-timeout for the n workers to finish
+ * the requests in hand (a second SIGTERM or SIGINT ends the wait).  The
+ * number of workers still running.
+ */
+static unsigned int wait_workers(int sig_fd, unsigned int n)
+{
+	struct pollfd p[2] = {
+		{ .fd = done_fd, .events = POLLIN },
+		{ .fd = sig_fd, .events = POLLIN },
+	};
+	long long deadline = now_ms() + opt.stop_timeout * 1000LL;
+	struct signalfd_siginfo si;
+	unsigned int done = 0;
+	uint64_t count;
+	long long left;
+	int ret;
+
+	while (done < n) {
+		left = deadline - now_ms();
+		ret = poll(p, 2, left > 0 ? (int)left : 0);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0)
+			break;
+		if (p[0].revents &&
+		    read(done_fd, &count, sizeof(count)) == sizeof(count))
+			done += count;
+		if (p[1].revents &&
+		    read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+			log_info("%s again: not waiting for the workers",
+				 strsignal(si.ssi_signo));
+			break;
+		}
+	}
+	return n - done;
+}
+
+/*
+ * Let go of the device while a worker left behind may still use dev_fd:
+ * the kernel re-queues what this daemon had claimed now, and a late
+ * answer goes nowhere instead of to a reused descriptor.
+ */
+static void release_device(void)
+{
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	if (null >= 0 && dup2(null, dev_fd) == dev_fd) {
+		close(null);
+		return;
+	}
+	close(dev_fd);
+	if (null >= 0)
+		close(null);
+}
+
+/* Exit without the busy workers left running, stuck in the store. */
+static noreturn void exit_without(struct worker *w, unsigned int n,
+				  unsigned int busy)
+{
+	unsigned int stuck = atomic_load(&serving);
+
+	atomic_store(&left_behind, true);
+	release_device();
+	if (stuck)
+		log_err(0, "the kernel re-queues their requests for the next "
+			"daemon; see STOPPING in snapblkd(8)",
+			"%u %s still reading from the store %u s after the "
+			"stop: exiting without %s", stuck,
+			stuck == 1 ? "worker" : "workers", opt.stop_timeout,
+			stuck == 1 ? "it" : "them");
+	else
+		log_info("%u idle %s not yet stopped: exiting without %s",
+			 busy, busy == 1 ? "worker" : "workers",
+			 busy == 1 ? "it" : "them");
+	report(w, n);
+	if (opt.syslog)
+		closelog();
+	/* exit_group(): ends every thread but one in uninterruptible sleep. */
+	_exit(atomic_load(&exit_status));
 }
 
 int main(int argc, char **argv)
 {
 	struct worker *workers;
-	unsigned int i, started;
+	unsigned int i, started, busy;
 	int sig_fd, ret;
 
 	prog_name = "snapblkd";
@@ -645,10 +780,11 @@ int main(int argc, char **argv)
 	open_store();
 	open_device();
 	stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	workers = calloc(opt.jobs, sizeof(*workers));
-	if (stop_fd < 0 || !workers)
-		die(EXIT_FAIL, stop_fd < 0 ? errno : ENOMEM, NULL,
-		    "setting up");
+	if (stop_fd < 0 || done_fd < 0 || !workers)
+		die(EXIT_FAIL, stop_fd < 0 || done_fd < 0 ? errno : ENOMEM,
+		    NULL, "setting up");
 
 	for (started = 0; started < opt.jobs; started++) {
 		ret = pthread_create(&workers[started].thread, NULL,
@@ -663,6 +799,9 @@ int main(int argc, char **argv)
 			 opt.store_dir, opt.jobs);
 		wait_for_stop(sig_fd);
 	}
+	busy = wait_workers(sig_fd, started);
+	if (busy)
+		exit_without(workers, started, busy);
 	for (i = 0; i < started; i++) {
 		pthread_join(workers[i].thread, NULL);
 		free(workers[i].buf);

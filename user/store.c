@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Directory chunk store with atomic, batched-durable writes.  See store.h.
+ * Directory chunk store with atomic, batched-durable writes, and reads
+ * that a hostile store cannot block or lead outside.  See store.h.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "chunk.h"
@@ -204,27 +208,135 @@ int sb_store_sync(struct sb_store *st)
 	return ret;
 }
 
-int sb_store_read(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
-		  void *buf, size_t len, uint64_t *size)
+const char *sb_store_type_name(unsigned int type)
+{
+	switch (type & S_IFMT) {
+	case S_IFREG:
+		return "regular file";
+	case S_IFDIR:
+		return "directory";
+	case S_IFLNK:
+		return "symbolic link";
+	case S_IFIFO:
+		return "fifo";
+	case S_IFSOCK:
+		return "socket";
+	case S_IFCHR:
+		return "character device";
+	case S_IFBLK:
+		return "block device";
+	}
+	return "unknown file type";
+}
+
+/* Set once openat2() said ENOSYS (before Linux 5.6, or a filter). */
+static atomic_bool no_openat2;
+
+/*
+ * Open name ("ab/abcd...") beneath the store with flags (O_PATH, or
+ * O_RDONLY | O_NONBLOCK), following no symbolic link: a trailing one is
+ * opened itself with O_PATH (fstat() then says what it is), one in the
+ * fan-out directory's place is -ELOOP.  A descriptor or -errno.
+ */
+static int open_beneath(int dirfd, const char *name, int flags)
+{
+	struct open_how how = {
+		.flags = flags | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS,
+	};
+	char fanout[3] = { name[0], name[1], '\0' };
+	struct stat s;
+	int fd, sub;
+
+	if (!atomic_load(&no_openat2)) {
+		fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+		if (fd >= 0)
+			return fd;
+		if (errno != ENOSYS)
+			return -errno;
+		atomic_store(&no_openat2, true);
+	}
+	/* One component at a time: the names are "ab" and hex digits. */
+	sub = openat(dirfd, fanout, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0)
+		return -errno;
+	if (fstat(sub, &s) < 0)
+		fd = -errno;
+	else if (S_ISLNK(s.st_mode))
+		fd = -ELOOP;
+	else if (!S_ISDIR(s.st_mode))
+		fd = -ENOTDIR;
+	else if ((fd = openat(sub, name + 3, how.flags)) < 0)
+		fd = -errno;
+	close(sub);
+	return fd;
+}
+
+/*
+ * Open for reading the regular file that the O_PATH descriptor pfd (of
+ * name, found as *s) refers to.  Through /proc/self/fd it is that very
+ * file; without /proc, name is opened again and must still be it (a
+ * store changed in between could have us open a device there first).
+ */
+static int reopen_regular(int pfd, int dirfd, const char *name,
+			  const struct stat *s)
+{
+	char proc[32];
+	struct stat s2;
+	int fd;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	fd = open(proc, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	if (errno != ENOENT)
+		return -errno;
+	fd = open_beneath(dirfd, name, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &s2) < 0 || s2.st_dev != s->st_dev ||
+	    s2.st_ino != s->st_ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+int sb_store_read_chunk(struct sb_store *st,
+			const uint8_t addr[SNAPBLK_ADDR_LEN], void *buf,
+			size_t len, struct sb_store_found *found)
 {
 	char name[SB_STORE_NAME_LEN];
 	uint8_t *p = buf;
 	size_t off = 0;
 	struct stat s;
 	ssize_t r;
-	int fd, ret = 0;
+	int pfd, fd = -1, ret = 0;
 
+	found->size = 0;
+	found->type = 0;
 	sb_store_name(addr, name);
-	fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &s) < 0) {
+	/*
+	 * Look before opening: an O_PATH descriptor opens nothing (no FIFO
+	 * to wait on, no device driver's open to run, no lease to break).
+	 */
+	pfd = open_beneath(st->dirfd, name, O_PATH);
+	if (pfd < 0)
+		return pfd;
+	if (fstat(pfd, &s) < 0) {
 		ret = -errno;
 		goto out;
 	}
-	*size = s.st_size;
+	found->size = s.st_size;
+	found->type = s.st_mode & S_IFMT;
 	if (!S_ISREG(s.st_mode) || (uint64_t)s.st_size != len) {
 		ret = -EMSGSIZE;
+		goto out;
+	}
+	fd = reopen_regular(pfd, st->dirfd, name, &s);
+	if (fd < 0) {
+		ret = fd;
 		goto out;
 	}
 	while (off < len) {
@@ -237,12 +349,25 @@ int sb_store_read(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
 		}
 		if (!r) {
 			ret = -EMSGSIZE;
-			*size = off;
+			found->size = off;
 			goto out;
 		}
 		off += r;
 	}
 out:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	close(pfd);
+	return ret;
+}
+
+int sb_store_read(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
+		  void *buf, size_t len, uint64_t *size)
+{
+	struct sb_store_found found;
+	int ret;
+
+	ret = sb_store_read_chunk(st, addr, buf, len, &found);
+	*size = found.size;
 	return ret;
 }

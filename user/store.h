@@ -55,11 +55,32 @@ int sb_store_put(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
 /* Make every chunk put so far durable and visible under its address. */
 int sb_store_sync(struct sb_store *st);
 
+/* What a chunk path held, for messages. */
+struct sb_store_found {
+	uint64_t size;		/* its size in bytes */
+	unsigned int type;	/* its file type: S_IFMT bits of st_mode */
+};
+
 /*
- * Read a chunk of exactly len bytes into buf.  -ENOENT if absent;
- * -EMSGSIZE if its size is not len, with the size in *size.
+ * Read a chunk of exactly len bytes into buf.  The store is not trusted
+ * (the kernel verifies every chunk): only a regular file beneath the
+ * store directory is opened, and no symbolic link is followed, so a
+ * FIFO, device node, socket or link at a chunk path can neither block
+ * the read nor lead it out of the store.  -ENOENT if absent; -ELOOP if a
+ * symbolic link stands where the fan-out directory should be;
+ * -EMSGSIZE if it is not a regular file of len bytes (a symbolic link
+ * at the chunk path included), with what it is in *found; -EAGAIN if
+ * another process holds a lease on it.
  */
+int sb_store_read_chunk(struct sb_store *st,
+			const uint8_t addr[SNAPBLK_ADDR_LEN], void *buf,
+			size_t len, struct sb_store_found *found);
+
+/* The same, with only the size of what was found in *size. */
 int sb_store_read(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
 		  void *buf, size_t len, uint64_t *size);
+
+/* "fifo", "directory", ... for a file type (S_IFMT bits). */
+const char *sb_store_type_name(unsigned int type);
 
 #endif

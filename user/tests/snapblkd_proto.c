@@ -8,21 +8,46 @@
  * clean stop, and that a killed daemon's successor serves the requests
  * the kernel would re-queue.
  *
+ * The hostile fixture puts what a hostile store may hold at one chunk
+ * path (a FIFO, symbolic links out of the store, a directory, a device
+ * node, a socket, a file under a lease): each is answered EIO at once,
+ * logged once with what was found, never opened, and the daemon goes on
+ * serving; also without openat2() (a seccomp filter) and without /proc
+ * (a mount namespace of its own), the daemon's fallbacks.
+ *
+ * The stuck fixture makes a store read that does not return (a FUSE
+ * store served by the test): SIGTERM lets go of the device within
+ * --stop-timeout all the same.
+ *
  * What a socket cannot emulate (the kernel refusing an answer with
- * ENOENT or EINVAL) is covered in the VM selftests.
+ * ENOENT or EINVAL, re-queueing on close) is covered in the VM selftests
+ * (blockdev.sh, snapblkd_hostile.sh).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/filter.h>
+#include <linux/fuse.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdnoreturn.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -32,7 +57,10 @@
 #define CS		SNAPBLK_CHUNK_SIZE_MIN
 #define TIMEOUT_MS	10000
 
-enum { CH_A, CH_B, CH_SHORT, CH_MISSING, NR_CH };
+/* Answers to a hostile store's chunks must come at once. */
+#define PROMPT_MS	2000
+
+enum { CH_A, CH_B, CH_SHORT, CH_MISSING, CH_EVIL, NR_CH };
 
 static int rm_one(const char *p, const struct stat *s, int t, struct FTW *f)
 {
@@ -57,20 +85,12 @@ static void fill(int which, uint8_t *buf, size_t len)
 		buf[i] = (uint8_t)(i * 7 + which * 101 + (i >> 9));
 }
 
-/* Write a chunk file of len bytes by hand into the fan-out layout. */
-static int put_file(const char *dir, int which, size_t len)
+/* Write chunk which's first len bytes to path. */
+static int write_chunk(const char *path, int which, size_t len)
 {
-	char name[SB_STORE_NAME_LEN], path[512];
-	uint8_t addr[SNAPBLK_ADDR_LEN];
 	static uint8_t buf[CS];
 	int fd, ok;
 
-	make_addr(which, addr);
-	sb_store_name(addr, name);
-	snprintf(path, sizeof(path), "%s/%.2s", dir, name);
-	if (mkdir(path, 0755) && errno != EEXIST)
-		return -1;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return -1;
@@ -79,15 +99,105 @@ static int put_file(const char *dir, int which, size_t len)
 	return close(fd) || !ok ? -1 : 0;
 }
 
+/* The chunk's path in the store dir, and that of its fan-out directory. */
+static void chunk_path(const char *dir, int which, char *path, size_t size,
+		       char *fanout, size_t fsize)
+{
+	char name[SB_STORE_NAME_LEN];
+	uint8_t addr[SNAPBLK_ADDR_LEN];
+
+	make_addr(which, addr);
+	sb_store_name(addr, name);
+	snprintf(path, size, "%s/%s", dir, name);
+	snprintf(fanout, fsize, "%s/%.2s", dir, name);
+}
+
+/* Write a chunk file of len bytes by hand into the fan-out layout. */
+static int put_file(const char *dir, int which, size_t len)
+{
+	char path[512], fanout[512];
+
+	chunk_path(dir, which, path, sizeof(path), fanout, sizeof(fanout));
+	if (mkdir(fanout, 0755) && errno != EEXIST)
+		return -1;
+	return write_chunk(path, which, len);
+}
+
+/* What the daemon's system lacks (see limit_daemon()). */
+enum {
+	NO_OPENAT2 = 1,		/* openat2() says ENOSYS (seccomp) */
+	NO_PROC = 2,		/* no /proc (a mount namespace of its own) */
+};
+
 FIXTURE(daemon) {
 	char dir[64];
 	char log[96];
 	int fd;			/* our end: the "kernel" */
 	pid_t pid;
+	int limits;		/* NO_OPENAT2 | NO_PROC */
 };
 
-/* Start snapblkd on a new socketpair, stderr to self->log. */
-static int start(FIXTURE_DATA(daemon) *self, const char *extra)
+/*
+ * In the daemon's child before exec: take away what limits says, to
+ * test snapblkd's fallbacks.  0 or -1.
+ */
+static int limit_daemon(int limits)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat2, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(filter) / sizeof(filter[0]),
+		.filter = filter,
+	};
+
+	/* Private mounts first: the unmount must not reach the host. */
+	if ((limits & NO_PROC) &&
+	    (unshare(CLONE_NEWNS) ||
+	     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	     umount2("/proc", MNT_DETACH)))
+		return -1;
+	if ((limits & NO_OPENAT2) &&
+	    (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	     prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)))
+		return -1;
+	return 0;
+}
+
+/* Whether limit_daemon(limits) works here; an error message if not. */
+static const char *limits_unavailable(int limits)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (!pid)
+		_exit(limit_daemon(limits) ? 1 : access("/proc/self", F_OK) ?
+		      0 : limits & NO_PROC ? 2 : 0);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return "cannot fork a probe";
+	switch (WEXITSTATUS(status)) {
+	case 0:
+		return NULL;
+	case 2:
+		return "/proc is still there after unmounting it";
+	default:
+		return limits & NO_PROC ? "cannot unmount /proc in a mount "
+		       "namespace of its own (needs CAP_SYS_ADMIN)" :
+		       "cannot install a seccomp filter";
+	}
+}
+
+/*
+ * Start snapblkd on a new socketpair, stderr to self->log, with up to
+ * two more arguments (NULL for none).
+ */
+static int start2(FIXTURE_DATA(daemon) *self, const char *extra,
+		  const char *extra2)
 {
 	const char *bin = getenv("SNAPBLK_BIN");
 	char path[512];
@@ -102,16 +212,33 @@ static int start(FIXTURE_DATA(daemon) *self, const char *extra)
 	if (self->pid < 0)
 		return -1;
 	if (!self->pid) {
+		/* Dies with the test, even one that ends on an ASSERT. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		logfd = open(self->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (logfd < 0 || dup2(logfd, 2) < 0 || dup2(sv[1], 3) < 0)
+		if (logfd < 0 || dup2(logfd, 2) < 0 || dup2(sv[1], 3) < 0 ||
+		    limit_daemon(self->limits))
 			_exit(127);
 		execl(path, path, "--store", self->dir, "--device-fd", "3",
-		      "--jobs", "4", extra, (char *)NULL);
+		      "--jobs", "4", extra, extra2, (char *)NULL);
 		_exit(127);
 	}
 	close(sv[1]);
 	self->fd = sv[0];
 	return 0;
+}
+
+static int start(FIXTURE_DATA(daemon) *self, const char *extra)
+{
+	return start2(self, extra, NULL);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 /* Signal the daemon and return its exit status (-1 if it did not exit). */
@@ -125,6 +252,34 @@ static int stop(FIXTURE_DATA(daemon) *self, int sig)
 		kill(self->pid, sig);
 	if (waitpid(self->pid, &status, 0) != self->pid)
 		return -1;
+	self->pid = 0;
+	close(self->fd);
+	self->fd = -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * Like stop(), but give up after ms: then SIGKILL, and -1.  The time it
+ * took in *took_ms.
+ */
+static int stop_within(FIXTURE_DATA(daemon) *self, int sig, int ms,
+		       long *took_ms)
+{
+	struct timespec t0;
+	int status;
+	pid_t r;
+
+	if (self->pid <= 0)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kill(self->pid, sig);
+	while ((r = waitpid(self->pid, &status, WNOHANG)) == 0 &&
+	       ms_since(&t0) < ms)
+		usleep(5000);
+	if (took_ms)
+		*took_ms = ms_since(&t0);
+	if (r != self->pid)
+		return -1;	/* the teardown kills it */
 	self->pid = 0;
 	close(self->fd);
 	self->fd = -1;
@@ -183,9 +338,9 @@ static int send_req(int fd, uint64_t id, int which, uint32_t len,
 	return send(fd, &req, sizeof(req), 0) == sizeof(req) ? 0 : -1;
 }
 
-/* One answer: its length, or -1 on timeout or error. */
-static ssize_t recv_resp(int fd, struct snapblk_fetch_resp *resp,
-			 uint8_t *data)
+/* One answer within ms: its length, or -1 on timeout or error. */
+static ssize_t recv_resp_within(int fd, struct snapblk_fetch_resp *resp,
+				uint8_t *data, int ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	struct iovec iov[2] = {
@@ -195,10 +350,16 @@ static ssize_t recv_resp(int fd, struct snapblk_fetch_resp *resp,
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
 	ssize_t n;
 
-	if (poll(&p, 1, TIMEOUT_MS) != 1)
+	if (poll(&p, 1, ms) != 1)
 		return -1;
 	n = recvmsg(fd, &msg, MSG_DONTWAIT);
 	return msg.msg_flags & MSG_TRUNC ? -1 : n;
+}
+
+static ssize_t recv_resp(int fd, struct snapblk_fetch_resp *resp,
+			 uint8_t *data)
+{
+	return recv_resp_within(fd, resp, data, TIMEOUT_MS);
 }
 
 static bool data_ok(int which, const uint8_t *data)
@@ -215,25 +376,36 @@ static int which_of(uint64_t id)
 	return id % 3 == 0 ? CH_MISSING : id % 3 == 1 ? CH_A : CH_B;
 }
 
-FIXTURE_SETUP(daemon)
+/* A store with chunks A, B and a short one; 0 or -1. */
+static int make_store(FIXTURE_DATA(daemon) *self)
 {
 	self->fd = -1;
 	self->pid = 0;
 	snprintf(self->dir, sizeof(self->dir), "/tmp/snapblkd-test.XXXXXX");
-	ASSERT_NE(NULL, mkdtemp(self->dir));
+	if (!mkdtemp(self->dir))
+		return -1;
 	snprintf(self->log, sizeof(self->log), "%s.log", self->dir);
-	ASSERT_EQ(0, put_file(self->dir, CH_A, CS));
-	ASSERT_EQ(0, put_file(self->dir, CH_B, CS));
-	ASSERT_EQ(0, put_file(self->dir, CH_SHORT, CS / 2));
-	ASSERT_EQ(0, start(self, "-v"));
+	return put_file(self->dir, CH_A, CS) || put_file(self->dir, CH_B, CS) ||
+	       put_file(self->dir, CH_SHORT, CS / 2) ? -1 : 0;
 }
 
-FIXTURE_TEARDOWN(daemon)
+static void remove_store(FIXTURE_DATA(daemon) *self)
 {
 	if (self->pid > 0)
 		stop(self, SIGKILL);
 	nftw(self->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	unlink(self->log);
+}
+
+FIXTURE_SETUP(daemon)
+{
+	ASSERT_EQ(0, make_store(self));
+	ASSERT_EQ(0, start(self, "-v"));
+}
+
+FIXTURE_TEARDOWN(daemon)
+{
+	remove_store(self);
 }
 
 TEST_F(daemon, serves_chunk_bytes)
@@ -444,6 +616,645 @@ TEST_F(daemon, device_closed_exits_1)
 	EXPECT_EQ(1, WEXITSTATUS(status));
 	EXPECT_TRUE(log_has(self, "descriptor 3 was closed by the other "
 			    "side"));
+}
+
+/* --stop-timeout takes 0 to 3600 seconds; anything else is exit 2. */
+TEST(stop_timeout_out_of_range_is_a_usage_error)
+{
+	const char *bin = getenv("SNAPBLK_BIN");
+	const char *bad[] = { "3601", "-1", "5s", "" };
+	char path[512], err[512];
+	int fds[2], status;
+	unsigned int i;
+	size_t len;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/snapblkd", bin ? bin : "build/bin");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ASSERT_EQ(0, pipe2(fds, O_CLOEXEC));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid) {
+			dup2(fds[1], 2);
+			execl(path, path, "--store", "/", "--stop-timeout",
+			      bad[i], (char *)NULL);
+			_exit(127);
+		}
+		close(fds[1]);
+		len = 0;
+		while (len < sizeof(err) - 1 &&
+		       (n = read(fds[0], err + len, sizeof(err) - 1 - len)) > 0)
+			len += n;
+		close(fds[0]);
+		err[len] = '\0';
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2)
+			TH_LOG("--stop-timeout '%s': status %d", bad[i], status);
+		EXPECT_NE(NULL, strstr(err, "invalid stop timeout"))
+			TH_LOG("--stop-timeout '%s': %s", bad[i], err);
+	}
+}
+
+/* ------------------------------------------------------- hostile store */
+
+enum hostile_kind {
+	H_FIFO,		/* open(O_RDONLY) would wait for a writer */
+	H_SYMLINK,	/* to a good copy of the chunk outside the store */
+	H_FANOUT_SYMLINK, /* ab/ -> a directory outside with the chunk */
+	H_DIR,
+	H_CHARDEV,	/* like /dev/null: opening a device may do things */
+	H_SOCKET,
+	H_LEASE,	/* a good chunk under a write lease: open would wait */
+};
+
+FIXTURE(hostile) {
+	FIXTURE_DATA(daemon) d;
+	char out[96];		/* a directory outside the store */
+	char path[512];		/* the hostile chunk's path */
+	char watched[512];	/* must never be opened by the daemon */
+	int keep_fd;		/* the socket, or the leased file */
+	int inotify_fd;
+	char skip[160];		/* why the test cannot run here */
+};
+
+FIXTURE_VARIANT(hostile) {
+	enum hostile_kind kind;
+	const char *found;	/* what the log line says after the path */
+	bool reading;		/* "reading PATH: why" instead */
+	int limits;		/* run the daemon without openat2 or /proc */
+};
+
+FIXTURE_VARIANT_ADD(hostile, fifo) {
+	.kind = H_FIFO, .found = "not a regular file (fifo)",
+};
+
+FIXTURE_VARIANT_ADD(hostile, symlink_out_of_store) {
+	.kind = H_SYMLINK, .found = "not a regular file (symbolic link)",
+};
+
+FIXTURE_VARIANT_ADD(hostile, symlinked_fanout_dir) {
+	.kind = H_FANOUT_SYMLINK,
+	.found = "a symbolic link in the path (not followed)",
+};
+
+FIXTURE_VARIANT_ADD(hostile, directory) {
+	.kind = H_DIR, .found = "not a regular file (directory)",
+};
+
+FIXTURE_VARIANT_ADD(hostile, char_device) {
+	.kind = H_CHARDEV, .found = "not a regular file (character device)",
+};
+
+FIXTURE_VARIANT_ADD(hostile, socket) {
+	.kind = H_SOCKET, .found = "not a regular file (socket)",
+};
+
+FIXTURE_VARIANT_ADD(hostile, leased_file) {
+	.kind = H_LEASE, .found = "Resource temporarily unavailable",
+	.reading = true,
+};
+
+/* The same without openat2() (before Linux 5.6, or a seccomp filter). */
+FIXTURE_VARIANT_ADD(hostile, fifo_no_openat2) {
+	.kind = H_FIFO, .found = "not a regular file (fifo)",
+	.limits = NO_OPENAT2,
+};
+
+FIXTURE_VARIANT_ADD(hostile, symlink_out_of_store_no_openat2) {
+	.kind = H_SYMLINK, .found = "not a regular file (symbolic link)",
+	.limits = NO_OPENAT2,
+};
+
+FIXTURE_VARIANT_ADD(hostile, symlinked_fanout_dir_no_openat2) {
+	.kind = H_FANOUT_SYMLINK,
+	.found = "a symbolic link in the path (not followed)",
+	.limits = NO_OPENAT2,
+};
+
+FIXTURE_VARIANT_ADD(hostile, char_device_no_openat2) {
+	.kind = H_CHARDEV, .found = "not a regular file (character device)",
+	.limits = NO_OPENAT2,
+};
+
+/* Without /proc (chunk files opened a second way), then without both. */
+FIXTURE_VARIANT_ADD(hostile, symlink_out_of_store_no_proc) {
+	.kind = H_SYMLINK, .found = "not a regular file (symbolic link)",
+	.limits = NO_PROC,
+};
+
+FIXTURE_VARIANT_ADD(hostile, leased_file_no_proc_no_openat2) {
+	.kind = H_LEASE, .found = "Resource temporarily unavailable",
+	.reading = true, .limits = NO_PROC | NO_OPENAT2,
+};
+
+/* Put the hostile thing at the chunk path of CH_EVIL; 0 or -errno. */
+static int make_hostile(FIXTURE_DATA(hostile) *self, enum hostile_kind kind)
+{
+	char fanout[512], out_path[512], out_fanout[512];
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+	chunk_path(self->d.dir, CH_EVIL, self->path, sizeof(self->path),
+		   fanout, sizeof(fanout));
+	chunk_path(self->out, CH_EVIL, out_path, sizeof(out_path),
+		   out_fanout, sizeof(out_fanout));
+	if (kind != H_FANOUT_SYMLINK && mkdir(fanout, 0755))
+		return -errno;
+	switch (kind) {
+	case H_FIFO:
+		snprintf(self->watched, sizeof(self->watched), "%s",
+			 self->path);
+		return mkfifo(self->path, 0644) ? -errno : 0;
+	case H_SYMLINK:
+		/* The right bytes: only where they are gives it away. */
+		if (put_file(self->out, CH_EVIL, CS))
+			return -EIO;
+		snprintf(self->watched, sizeof(self->watched), "%s",
+			 out_path);
+		return symlink(out_path, self->path) ? -errno : 0;
+	case H_FANOUT_SYMLINK:
+		if (put_file(self->out, CH_EVIL, CS))
+			return -EIO;
+		snprintf(self->watched, sizeof(self->watched), "%s",
+			 out_path);
+		return symlink(out_fanout, fanout) ? -errno : 0;
+	case H_DIR:
+		return mkdir(self->path, 0755) ? -errno : 0;
+	case H_CHARDEV:
+		snprintf(self->watched, sizeof(self->watched), "%s",
+			 self->path);
+		return mknod(self->path, S_IFCHR | 0666, makedev(1, 3)) ?
+		       -errno : 0;
+	case H_SOCKET:
+		if (strlen(self->path) >= sizeof(sun.sun_path))
+			return -ENAMETOOLONG;
+		strcpy(sun.sun_path, self->path);
+		self->keep_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (self->keep_fd < 0 ||
+		    bind(self->keep_fd, (struct sockaddr *)&sun, sizeof(sun)))
+			return -errno;
+		return 0;
+	case H_LEASE:
+		if (write_chunk(self->path, CH_EVIL, CS))
+			return -EIO;
+		/* The lease break is signalled to us: nothing to do. */
+		signal(SIGIO, SIG_IGN);
+		self->keep_fd = open(self->path, O_RDONLY | O_CLOEXEC);
+		if (self->keep_fd < 0 ||
+		    fcntl(self->keep_fd, F_SETLEASE, F_WRLCK))
+			return -errno;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+FIXTURE_SETUP(hostile)
+{
+	int ret;
+
+	self->keep_fd = -1;
+	self->inotify_fd = -1;
+	ASSERT_EQ(0, make_store(&self->d));
+	snprintf(self->out, sizeof(self->out), "%s.out", self->d.dir);
+	ASSERT_EQ(0, mkdir(self->out, 0755));
+	ret = make_hostile(self, variant->kind);
+	if (ret == -EPERM && variant->kind == H_CHARDEV)
+		snprintf(self->skip, sizeof(self->skip), "mknod of a "
+			 "character device: %s (needs CAP_MKNOD)",
+			 strerror(-ret));
+	else if (ret && variant->kind == H_LEASE)
+		snprintf(self->skip, sizeof(self->skip), "cannot take a "
+			 "write lease on %s: %s", self->d.dir, strerror(-ret));
+	else
+		ASSERT_EQ(0, ret) TH_LOG("making %s: %s", self->path,
+					 strerror(-ret));
+	if (!self->skip[0] && limits_unavailable(variant->limits))
+		snprintf(self->skip, sizeof(self->skip), "%s",
+			 limits_unavailable(variant->limits));
+	self->d.limits = variant->limits;
+	/* Whether the daemon opens it (O_PATH does not count). */
+	if (self->watched[0]) {
+		self->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		ASSERT_LE(0, self->inotify_fd);
+		ASSERT_LE(0, inotify_add_watch(self->inotify_fd,
+					       self->watched, IN_OPEN));
+	}
+	ASSERT_EQ(0, start(&self->d, "-v"));
+}
+
+FIXTURE_TEARDOWN(hostile)
+{
+	char top[128];
+
+	if (self->keep_fd >= 0)
+		close(self->keep_fd);
+	if (self->inotify_fd >= 0)
+		close(self->inotify_fd);
+	remove_store(&self->d);
+	snprintf(top, sizeof(top), "%s", self->out);
+	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * The hostile chunk is answered EIO at once, logged once with the path
+ * and what is there, never opened for reading; the daemon serves the
+ * other chunks and stops cleanly.
+ */
+TEST_F(hostile, answered_eio_at_once_others_served)
+{
+	static uint8_t data[CS + 1];
+	struct snapblk_fetch_resp resp;
+	struct inotify_event ev;
+	struct timespec t0;
+	char want[768];
+	long took;
+	ssize_t n;
+	int i;
+
+	if (self->skip[0])
+		SKIP(return, "%s", self->skip);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, send_req(self->d.fd, 1, CH_EVIL, sizeof(struct
+		  snapblk_fetch_req), CS));
+	n = recv_resp_within(self->d.fd, &resp, data, PROMPT_MS);
+	ASSERT_LE(0, n) TH_LOG("no answer within %d ms", PROMPT_MS);
+	TH_LOG("answered in %ld ms", ms_since(&t0));
+	EXPECT_EQ(sizeof(resp), n)
+		TH_LOG("served %zd bytes from what the store holds there",
+		       n - (ssize_t)sizeof(resp));
+	EXPECT_EQ(EIO, resp.error);
+	EXPECT_EQ(1, resp.id);
+
+	/* More than the workers: none of them is stuck. */
+	for (i = 2; i <= 9; i++)
+		ASSERT_EQ(0, send_req(self->d.fd, i, i % 2 ? CH_A : CH_B,
+			  sizeof(struct snapblk_fetch_req), CS));
+	for (i = 2; i <= 9; i++) {
+		ASSERT_EQ(sizeof(resp) + CS, recv_resp(self->d.fd, &resp,
+						       data));
+		EXPECT_EQ(0, resp.error);
+		EXPECT_TRUE(data_ok(resp.id % 2 ? CH_A : CH_B, data));
+	}
+	EXPECT_EQ(0, stop_within(&self->d, SIGTERM, PROMPT_MS, &took))
+		TH_LOG("SIGTERM: no exit within %d ms", PROMPT_MS);
+	snprintf(want, sizeof(want), "snapblk7 chunk 3: %s%s: %s",
+		 variant->reading ? "reading " : "", self->path, variant->found);
+	EXPECT_EQ(1, log_count(&self->d, want))
+		TH_LOG("log has no single line with '%s'", want);
+	EXPECT_TRUE(log_has(&self->d, "stopped: 8 fetched, 0 missing, "
+			    "1 errors, 524288 bytes"));
+	if (self->inotify_fd >= 0)
+		EXPECT_GT(0, read(self->inotify_fd, &ev, sizeof(ev)))
+			TH_LOG("the daemon opened %s", self->watched);
+}
+
+/* ----------------------------------------- a worker stuck in the store */
+
+/*
+ * The store is a FUSE file system served by a child of the test whose
+ * READ answers come only when the test says so: a store read that does
+ * not return.  Served through the page cache, the reader waits killably
+ * (the thread dies with the process); with FOPEN_DIRECT_IO it waits in
+ * the FUSE request itself, uninterruptibly once the request was sent,
+ * like a hard NFS mount: the process then lingers until the answer.
+ */
+#define FUSE_BUF	(1 << 20)
+
+FIXTURE(stuck) {
+	FIXTURE_DATA(daemon) d;
+	pid_t server;
+	int reads;		/* server -> test: a byte per READ held */
+	int answer;		/* test -> server: a byte: answer them now */
+	bool mounted;
+	char skip[160];
+};
+
+FIXTURE_VARIANT(stuck) {
+	bool direct_io;
+};
+
+FIXTURE_VARIANT_ADD(stuck, page_cache_read) {
+	.direct_io = false,
+};
+
+FIXTURE_VARIANT_ADD(stuck, direct_read) {
+	.direct_io = true,
+};
+
+static void fuse_reply(int fd, const struct fuse_in_header *in, int error,
+		       const void *arg, size_t len)
+{
+	struct fuse_out_header out = {
+		.len = sizeof(out) + (error ? 0 : len),
+		.error = error,
+		.unique = in->unique,
+	};
+	struct iovec iov[2] = {
+		{ .iov_base = &out, .iov_len = sizeof(out) },
+		{ .iov_base = (void *)arg, .iov_len = len },
+	};
+
+	if (writev(fd, iov, error ? 1 : 2) < 0 && errno != ENOENT)
+		_exit(3);	/* ENOENT: the request was interrupted */
+}
+
+/* Node 1: the root, 2: any fan-out directory, 3: any chunk file. */
+static void fuse_attr_of(uint64_t node, struct fuse_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = node;
+	a->mode = node == 3 ? S_IFREG | 0444 : S_IFDIR | 0755;
+	a->nlink = node == 3 ? 1 : 2;
+	a->size = node == 3 ? CS : 0;
+	a->blksize = 4096;
+}
+
+/*
+ * The FUSE server: answers everything at once but READ, which it holds
+ * (telling the test through reads_fd) until a byte on answer_fd; then
+ * it answers the held ones with the chunk's bytes.
+ */
+static noreturn void fuse_server(int fd, int reads_fd, int answer_fd,
+				 bool direct_io)
+{
+	static uint8_t buf[FUSE_BUF], data[CS];
+	struct fuse_in_header held[16];
+	struct pollfd p[2] = {
+		{ .fd = fd, .events = POLLIN },
+		{ .fd = answer_fd, .events = POLLIN },
+	};
+	int nheld = 0, i;
+	bool answering = false;
+
+	fill(CH_EVIL, data, CS);
+	for (;;) {
+		struct fuse_in_header *in = (void *)buf;
+		void *arg = buf + sizeof(*in);
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents) {
+			answering = true;
+			for (i = 0; i < nheld; i++)
+				fuse_reply(fd, &held[i], 0, data, CS);
+			nheld = 0;
+			p[1].fd = -1;
+		}
+		if (!p[0].revents)
+			continue;
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == ENOENT))
+			continue;
+		if (n < (ssize_t)sizeof(*in))
+			_exit(0);	/* unmounted */
+		switch (in->opcode) {
+		case FUSE_INIT: {
+			struct fuse_init_in *ii = arg;
+			struct fuse_init_out io = {
+				.major = FUSE_KERNEL_VERSION,
+				.minor = ii->minor < FUSE_KERNEL_MINOR_VERSION ?
+					 ii->minor : FUSE_KERNEL_MINOR_VERSION,
+				.max_readahead = ii->max_readahead,
+				/* Page cache reads in the background. */
+				.flags = ii->flags & FUSE_ASYNC_READ,
+				.max_background = 16,
+				.congestion_threshold = 12,
+				.max_write = 65536,
+				.time_gran = 1,
+			};
+
+			fuse_reply(fd, in, 0, &io, sizeof(io));
+			break;
+		}
+		case FUSE_LOOKUP: {
+			struct fuse_entry_out e = {
+				.nodeid = in->nodeid == FUSE_ROOT_ID ? 2 : 3,
+				.entry_valid = 60,
+				.attr_valid = 60,
+			};
+
+			fuse_attr_of(e.nodeid, &e.attr);
+			fuse_reply(fd, in, 0, &e, sizeof(e));
+			break;
+		}
+		case FUSE_GETATTR: {
+			struct fuse_attr_out a = { .attr_valid = 60 };
+
+			fuse_attr_of(in->nodeid, &a.attr);
+			fuse_reply(fd, in, 0, &a, sizeof(a));
+			break;
+		}
+		case FUSE_OPEN:
+		case FUSE_OPENDIR: {
+			struct fuse_open_out o = {
+				.fh = 1,
+				.open_flags = direct_io &&
+					      in->opcode == FUSE_OPEN ?
+					      FOPEN_DIRECT_IO : 0,
+			};
+
+			fuse_reply(fd, in, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_READ:
+			if (answering || nheld == 16) {
+				fuse_reply(fd, in, 0, data, CS);
+				break;
+			}
+			held[nheld++] = *in;
+			if (write(reads_fd, "r", 1) != 1)
+				_exit(3);
+			break;
+		case FUSE_FLUSH:
+		case FUSE_RELEASE:
+		case FUSE_RELEASEDIR:
+			fuse_reply(fd, in, 0, NULL, 0);
+			break;
+		case FUSE_FORGET:
+		case FUSE_BATCH_FORGET:
+		case FUSE_INTERRUPT:
+			break;		/* no answer to these */
+		default:
+			fuse_reply(fd, in, -ENOSYS, NULL, 0);
+		}
+	}
+}
+
+/* Mount the FUSE store over self->d.dir and start its server. */
+static int mount_stuck_store(FIXTURE_DATA(stuck) *self, bool direct_io)
+{
+	int fd, reads[2], answer[2];
+	char opts[128];
+
+	/* A mount namespace of the test's own: gone when it ends. */
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return snprintf(self->skip, sizeof(self->skip), "no mount "
+				"namespace of our own: %s", strerror(errno));
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return snprintf(self->skip, sizeof(self->skip), "opening "
+				"/dev/fuse: %s", strerror(errno));
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,"
+		 "group_id=0", fd);
+	if (mount("snapblkd-test", self->d.dir, "fuse", MS_NOSUID | MS_NODEV,
+		  opts))
+		return snprintf(self->skip, sizeof(self->skip), "mounting "
+				"a FUSE file system: %s", strerror(errno));
+	self->mounted = true;
+	if (pipe2(reads, O_CLOEXEC) || pipe2(answer, O_CLOEXEC))
+		return -1;
+	self->server = fork();
+	if (self->server < 0)
+		return -1;
+	if (!self->server) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fuse_server(fd, reads[1], answer[0], direct_io);
+	}
+	close(fd);
+	close(reads[1]);
+	close(answer[0]);
+	self->reads = reads[0];
+	self->answer = answer[1];
+	return 0;
+}
+
+FIXTURE_SETUP(stuck)
+{
+	self->server = 0;
+	self->reads = self->answer = -1;
+	ASSERT_EQ(0, make_store(&self->d));
+	ASSERT_LE(0, mount_stuck_store(self, variant->direct_io));
+}
+
+FIXTURE_TEARDOWN(stuck)
+{
+	if (self->answer >= 0 && write(self->answer, "a", 1) != 1)
+		TH_LOG("cannot release the held reads");
+	if (self->d.pid > 0)
+		stop(&self->d, SIGKILL);
+	if (self->server > 0) {
+		kill(self->server, SIGKILL);
+		waitpid(self->server, NULL, 0);
+	}
+	if (self->mounted)
+		umount2(self->d.dir, MNT_DETACH);
+	remove_store(&self->d);
+}
+
+/* Wait up to ms for a byte (the server holding a READ); true if one. */
+static bool got_byte(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	return poll(&p, 1, ms) == 1 && read(fd, &c, 1) == 1;
+}
+
+/*
+ * The daemon's end of the device is closed: the kernel would re-queue
+ * what it had claimed.  The time it took, or -1 past ms.
+ */
+static long device_released_within(int fd, int ms,
+				   const struct timespec *t0)
+{
+	struct snapblk_fetch_resp resp;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	long left;
+
+	for (;;) {
+		left = ms - ms_since(t0);
+		if (left <= 0 || poll(&p, 1, left) != 1)
+			return -1;
+		/* 0: end of file.  An answer here would be a bug. */
+		if (recv(fd, &resp, sizeof(resp), MSG_DONTWAIT | MSG_TRUNC) == 0)
+			return ms_since(t0);
+		return -1;
+	}
+}
+
+/*
+ * SIGTERM with a worker stuck in a store read: within --stop-timeout
+ * (1 s here) and a margin the daemon lets go of the device (the kernel
+ * re-queues the stuck request), logs why and its counters, and exits 0.
+ * A worker stuck where only the answer can wake it (direct_read) keeps
+ * the process from being reaped until then, not the device from being
+ * closed.
+ */
+TEST_F_TIMEOUT(stuck, sigterm_exits_within_stop_timeout, 60)
+{
+	struct timespec t0;
+	long released, reaped = -1;
+	int status, waited;
+
+	if (self->skip[0])
+		SKIP(return, "%s", self->skip);
+	ASSERT_EQ(0, start2(&self->d, "--stop-timeout", "1"));
+	ASSERT_EQ(0, send_req(self->d.fd, 1, CH_EVIL, sizeof(struct
+		  snapblk_fetch_req), CS));
+	ASSERT_TRUE(got_byte(self->reads, TIMEOUT_MS))
+		TH_LOG("the daemon's read never reached the store");
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kill(self->d.pid, SIGTERM);
+	released = device_released_within(self->d.fd, 1000 + PROMPT_MS, &t0);
+	ASSERT_LE(0, released)
+		TH_LOG("the device was not let go of within %d ms",
+		       1000 + PROMPT_MS);
+	TH_LOG("device let go of %ld ms after SIGTERM", released);
+	ASSERT_LE(950, released)
+		TH_LOG("did not wait --stop-timeout for the worker");
+
+	/* Reaped now, or (direct_read) once the read is answered. */
+	for (waited = 0; waited < 1000 + PROMPT_MS; waited += 10) {
+		if (waitpid(self->d.pid, &status, WNOHANG) == self->d.pid) {
+			reaped = ms_since(&t0);
+			break;
+		}
+		usleep(10000);
+	}
+	if (reaped < 0) {
+		TH_LOG("not reaped %ld ms after SIGTERM: its stuck thread "
+		       "sleeps uninterruptibly; answering the read",
+		       ms_since(&t0));
+		ASSERT_TRUE(variant->direct_io);
+		ASSERT_EQ(1, write(self->answer, "a", 1));
+		ASSERT_EQ(self->d.pid, waitpid(self->d.pid, &status, 0));
+		reaped = ms_since(&t0);
+	}
+	TH_LOG("reaped %ld ms after SIGTERM", reaped);
+	self->d.pid = 0;
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_TRUE(log_has(&self->d, "1 worker still reading from the store "
+			    "1 s after the stop: exiting without it"));
+	EXPECT_TRUE(log_has(&self->d, "stopped: 0 fetched, 0 missing, "
+			    "0 errors, 0 bytes"));
+}
+
+/* A second SIGTERM ends the wait for a stuck worker at once. */
+TEST_F_TIMEOUT(stuck, second_sigterm_ends_the_wait, 60)
+{
+	struct timespec t0;
+	long released;
+
+	if (self->skip[0])
+		SKIP(return, "%s", self->skip);
+	ASSERT_EQ(0, start2(&self->d, "--stop-timeout", "3600"));
+	ASSERT_EQ(0, send_req(self->d.fd, 1, CH_EVIL, sizeof(struct
+		  snapblk_fetch_req), CS));
+	ASSERT_TRUE(got_byte(self->reads, TIMEOUT_MS));
+	kill(self->d.pid, SIGTERM);
+	usleep(200000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kill(self->d.pid, SIGTERM);
+	released = device_released_within(self->d.fd, PROMPT_MS, &t0);
+	TH_LOG("device let go of %ld ms after the second SIGTERM", released);
+	EXPECT_LE(0, released);
+	EXPECT_TRUE(log_has(&self->d, "Terminated again: not waiting for "
+			    "the workers"));
+	/* The teardown answers the read, so the daemon can be reaped. */
 }
 
 TEST_HARNESS_MAIN
