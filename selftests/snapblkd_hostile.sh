@@ -174,7 +174,6 @@ mknod "$W/store/${ca:0:2}/$ca" c 1 3
 
 start_daemon hostile "$W/store"
 map hostile || ktap_exit_fail_msg "snapblk create failed"
-dmesg_before=$(dmesg | grep -c "no answer from the fetch daemon in time")
 
 # check K DESC LOGTEXT: chunk K fails with EIO long before the fetch
 # timeout, and the daemon said why
@@ -198,9 +197,12 @@ check "$c" "a character device node at a chunk path: the read fails" \
 
 read_chunk "$g" "$W/g.dev"
 image_chunk "$g" "$W/g.img"
+# The device's counters, not the kernel log (which earlier tests in the
+# same VM may have wrapped): the four refused chunks are its only fetch
+# errors, so none timed out.
 t "the other chunks read correctly meanwhile; no fetch timed out" \
 	'[ $RC = 0 ] && cmp -s "$W/g.dev" "$W/g.img" &&
-	 [ "$(dmesg | grep -c "no answer from the fetch daemon in time")" = "$dmesg_before" ]'
+	 [ "$(cat /sys/block/$DEV/snapblk/fetch_errors)" = 4 ]'
 
 # Repaired, the bad chunks are fetched again.
 rm -f "$W/store/${fa:0:2}/$fa" "$W/store/${la:0:2}/$la" \
@@ -287,7 +289,6 @@ t "the stuck read is re-queued and served by the next daemon, byte for byte" \
 	'[ $still = 1 ] && [ $rrc = 0 ] && cmp -s "$W/stuck.dev" "$W/s.img" &&
 	 grep -q "stopped: 1 fetched, 0 missing, 0 errors, $CS bytes" "$W/next.log"'
 t "no fetch error and no fetch timed out" \
-	'[ "$(cat /sys/block/$DEV/snapblk/fetch_errors)" = 0 ] &&
-	 [ "$(dmesg | grep -c "no answer from the fetch daemon in time")" = "$dmesg_before" ]'
+	'[ "$(cat /sys/block/$DEV/snapblk/fetch_errors)" = 0 ]'
 "$bin/snapblk" remove stuck
 finish
