@@ -9,6 +9,9 @@
 #   make demo           map an image lazily in the test VM and start Python
 #                       from it; shows how much was fetched
 #   make check          host tests + VM selftests on every kernel + checkpatch
+#   make check-debug    VM selftests and allocation-failure injection on a
+#                       KASAN/lockdep/kmemleak 6.12 kernel (built once,
+#                       cached in /var/cache/snapblk/debug-kernel/)
 #   make vm [KVER=R]    interactive shell in the test VM
 #   make deps           install the Debian packages the project needs
 #   make checkpatch     checkpatch.pl --strict over kmod/ and include/
@@ -80,14 +83,14 @@ SELFTEST_HELPERS := $(patsubst selftests/helpers/%.c,$(B)/selftests-helpers/%,\
 HOSTTEST_C := $(wildcard user/tests/*.c)
 HOSTTEST_BINS := $(patsubst user/tests/%.c,$(B)/tests/%,$(HOSTTEST_C))
 
-.PHONY: all modules user selftests hosttests check demo vm deps \
-	checkpatch clean help
+.PHONY: all modules user selftests hosttests check check-debug demo vm \
+	deps checkpatch clean help
 .DEFAULT_GOAL := all
 
 all: modules user selftests
 
 help:
-	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@$(TOP)/scripts/install-deps
@@ -153,6 +156,12 @@ $(B)/tests/%: user/tests/%.c $(USER_LIB_OBJS) $(HOSTTEST_OBJS) \
 
 check: all hosttests
 	@$(TOP)/scripts/check $(KERNELS)
+
+# The suite on the debug kernel (scripts/build-debug-kernel builds it on
+# first use, which takes long: Documentation/testing.md); scripts/check-debug
+# builds the module and the tests for it itself.
+check-debug:
+	@$(TOP)/scripts/check-debug
 
 # The main job end to end in the test VM (see scripts/demo).
 demo: all
