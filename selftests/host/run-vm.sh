@@ -5,7 +5,9 @@
 # WARNs (selftests/modules/snapblk_warn.ko) must fail with status 125 and
 # name the warning, a clean run must pass CMD's status through, and a
 # guest that stops dead (selftests/modules/snapblk_wedge.ko) is stopped by
-# --stall-timeout with status 126.
+# --stall-timeout with status 126, and a guest kernel that panics while it
+# boots, before CMD (rdinit= names no init), is booted once more and then
+# fails the run with 125.
 source "${KTAP_HELPERS:?run through make check}"
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,7 +17,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
 ktap_print_header
-ktap_set_plan 3
+ktap_set_plan 4
 
 "$top/selftests/run-vm" --kernel "$k" -- sh -c \
 	"insmod $top/build/$k/selftests-modules/snapblk_warn.ko && exit 7" \
@@ -44,6 +46,17 @@ if [ "$rc" = 126 ] && grep -q 'the guest stalled' "$out" && [ "$SECONDS" -lt 200
 	ktap_test_pass "run-vm --stall-timeout stops a wedged guest with 126 (${SECONDS}s)"
 else
 	ktap_test_fail "run-vm --stall-timeout stops a wedged guest with 126 (exit $rc, ${SECONDS}s)"
+fi
+
+"$top/selftests/run-vm" --kernel "$k" --timeout 300 \
+	--append rdinit=/nonexistent -- sh -c 'exit 7' > "$out" 2>&1
+rc=$?
+sed 's/^/# /' "$out"
+if [ "$rc" = 125 ] && grep -q 'crashed while booting, before CMD started' "$out" &&
+   grep -q 'crashed while booting twice' "$out"; then
+	ktap_test_pass "run-vm boots once more after a guest kernel panic at boot, then fails with 125"
+else
+	ktap_test_fail "run-vm boots once more after a guest kernel panic at boot, then fails with 125 (exit $rc)"
 fi
 
 ktap_finished
