@@ -56,22 +56,32 @@ KMOD_SRCS := $(wildcard $(TOP)/kmod/*.c $(TOP)/kmod/*.h) $(TOP)/Kbuild \
 MODULES := $(foreach k,$(KERNELS),$(B)/$(k)/snapblk.ko)
 
 # ---------------------------------------------------------------- userspace
+# user/lib/ is the tools' internal library; each tool has a folder
+# user/<tool>/ with a fragment user/<tool>/<tool>.mk that adds to TOOLS,
+# HOSTTEST_OBJS and HOSTTEST_LIBS and gives its link rule.  Host tests
+# mirror the tools: user/tests/<tool>/ and user/tests/lib/.
 CC ?= cc
 USER_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
-	       -I$(TOP)/include/uapi -I$(TOP)/include -I$(TOP)/user $(CFLAGS)
+	       -I$(TOP)/include/uapi -I$(TOP)/include -I$(TOP)/user/lib $(CFLAGS)
 NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null)
 NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
 
-USER_LIB_SRCS := user/util.c user/genl.c
-USER_LIB_OBJS := $(patsubst user/%.c,$(B)/obj/user/%.o,$(USER_LIB_SRCS))
-TOOLS := $(B)/bin/snapblk
-# Extra objects and libraries host tests link with; user/*.mk add to them.
-HOSTTEST_OBJS :=
-HOSTTEST_LIBS :=
+lib = $(patsubst %,$(B)/obj/user/lib/%.o,$(1))
+# The library in three parts, by what they link: LIB_OBJS need libc
+# only, LIBNL_OBJS libnl (the snapblk netlink family), LIBCRYPTO_OBJS
+# OpenSSL's libcrypto (chunk and manifest crypto).
+LIB_OBJS := $(call lib,util hex json file progress store)
+LIBNL_OBJS := $(call lib,genl)
+LIBCRYPTO_OBJS := $(call lib,chunk manifest)
+ALL_LIB_OBJS := $(LIB_OBJS) $(LIBNL_OBJS) $(LIBCRYPTO_OBJS)
 
-# Each further tool has a fragment user/<tool>.mk that adds to TOOLS,
-# HOSTTEST_OBJS and HOSTTEST_LIBS and gives its link rule.
-include $(sort $(wildcard user/*.mk))
+TOOLS :=
+# Extra objects and libraries host tests link with; the fragments add to
+# them.
+HOSTTEST_OBJS := $(patsubst user/%.c,$(B)/obj/user/%.o,$(wildcard user/lib/*.c))
+HOSTTEST_LIBS := $(NL_LIBS) -lcrypto -lpthread
+
+include $(sort $(wildcard user/*/*.mk))
 
 # ---------------------------------------------------------------- selftests
 KSFT_DIR := $(B)/ksrc/tools/testing/selftests
@@ -80,8 +90,8 @@ SELFTEST_BINS := $(patsubst selftests/%.c,$(B)/selftests/%,$(SELFTEST_C))
 # Programs the selftests drive (not tests themselves).
 SELFTEST_HELPERS := $(patsubst selftests/helpers/%.c,$(B)/selftests-helpers/%,\
 		      $(wildcard selftests/helpers/*.c))
-HOSTTEST_C := $(wildcard user/tests/*.c)
-HOSTTEST_BINS := $(patsubst user/tests/%.c,$(B)/tests/%,$(HOSTTEST_C))
+HOSTTEST_C := $(wildcard user/tests/*/*.c)
+HOSTTEST_BINS := $(addprefix $(B)/tests/,$(basename $(notdir $(HOSTTEST_C))))
 
 .PHONY: all modules user selftests hosttests check check-debug demo vm \
 	deps checkpatch clean help
@@ -116,16 +126,9 @@ $(B)/%/selftests-modules/snapblk_compat.ko: $(TESTMOD_SRCS)
 
 user: $(TOOLS)
 
-$(B)/obj/user/%.o: user/%.c $(wildcard user/*.h) include/uapi/linux/snapblk.h
+$(B)/obj/user/%.o: user/%.c $(wildcard user/*/*.h) include/uapi/linux/snapblk.h
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -c -o $@ $<
-
-# create unseals manifests in userspace: the manifest code and libcrypto.
-$(B)/bin/snapblk: $(B)/obj/user/snapblk.o $(USER_LIB_OBJS) \
-		  $(B)/obj/user/manifest.o $(B)/obj/user/chunk.o \
-		  $(B)/obj/user/sb_file.o
-	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(NL_LIBS) -lcrypto
 
 $(KSFT_DIR)/kselftest_harness.h:
 	@$(TOP)/scripts/ksrc-extract $(B)/ksrc
@@ -138,7 +141,7 @@ $(B)/selftests-helpers/%: selftests/helpers/%.c include/uapi/linux/snapblk.h
 
 # Selftests may build real chunks (user/chunk.c, OpenSSL) to serve as a
 # fetch daemon of their own.
-SELFTEST_OBJS := $(USER_LIB_OBJS) $(B)/obj/user/chunk.o
+SELFTEST_OBJS := $(call lib,util hex genl chunk)
 $(B)/selftests/%: selftests/%.c $(KSFT_DIR)/kselftest_harness.h \
 		  include/uapi/linux/snapblk.h $(wildcard selftests/*.h) \
 		  $(SELFTEST_OBJS)
@@ -148,11 +151,13 @@ $(B)/selftests/%: selftests/%.c $(KSFT_DIR)/kselftest_harness.h \
 
 hosttests: $(HOSTTEST_BINS)
 
-$(B)/tests/%: user/tests/%.c $(USER_LIB_OBJS) $(HOSTTEST_OBJS) \
-	      $(KSFT_DIR)/kselftest_harness.h
+# A host test links the whole library (and the objects the fragments
+# add); it is found by its name in any folder of user/tests/.
+vpath %.c $(sort $(dir $(HOSTTEST_C)))
+$(B)/tests/%: %.c $(HOSTTEST_OBJS) $(KSFT_DIR)/kselftest_harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< \
-		$(HOSTTEST_OBJS) $(USER_LIB_OBJS) $(NL_LIBS) $(HOSTTEST_LIBS)
+		$(HOSTTEST_OBJS) $(HOSTTEST_LIBS)
 
 check: all hosttests
 	@$(TOP)/scripts/check $(KERNELS)

@@ -276,7 +276,7 @@ reload
 k=$(awk 'NR == 8 { print $1 }' "$W/chunks")
 map real "$W/m"
 dd if="/dev/$DEV" of="$W/iso.real" $(chunk_dd "$k") status=none
-python3 - "$top/user/tests" "$W/key" "$W/m" "$W/forged" "$k" <<'PY'
+python3 - "$top/user/tests/snapblk-build" "$W/key" "$W/m" "$W/forged" "$k" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
 import build_reference as r

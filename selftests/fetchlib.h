@@ -4,7 +4,7 @@
  * serve /dev/snapblk-fetch themselves (genl_fuzz, fetch_hostile).
  *
  * An image is random plaintext chunks, each sealed the way
- * Documentation/format.md says (user/chunk.c: key = HMAC-SHA256(secret,
+ * Documentation/format.md says (user/lib/chunk.c: key = HMAC-SHA256(secret,
  * plaintext), ct = AES-256-CTR(key, zero IV, plaintext), addr =
  * SHA-256(ct)), some chunks all zero (flagged ZERO, never fetched) and
  * some copies of another chunk (same address and key: one cache entry).

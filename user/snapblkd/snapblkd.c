@@ -474,19 +474,6 @@ static void *worker_main(void *arg)
 
 /* ----------------------------------------------------------- start-up */
 
-static noreturn void usage_die(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static noreturn void usage_die(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	die(EXIT_USAGE, 0, "run 'snapblkd --help' for usage", "%s", msg);
-}
-
 static unsigned int parse_uint(const char *what, const char *s,
 			       unsigned long min, unsigned long max)
 {
@@ -772,6 +759,7 @@ int main(int argc, char **argv)
 	int sig_fd, ret;
 
 	prog_name = "snapblkd";
+	usage_hint = "run 'snapblkd --help' for usage";
 	parse_args(argc, argv);
 	if (opt.syslog)
 		openlog("snapblkd", LOG_PID, LOG_DAEMON);

@@ -29,30 +29,12 @@ struct sb_chunk_ctx {
 
 static const uint8_t zero_iv[16];
 
-bool sb_chunk_size_valid(uint64_t size)
-{
-	return size >= SNAPBLK_CHUNK_SIZE_MIN &&
-	       size <= SNAPBLK_CHUNK_SIZE_MAX && !(size & (size - 1));
-}
-
 bool sb_is_zero(const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
 	/* Compare the buffer with itself shifted by one: memcmp is fast. */
 	return !len || (!p[0] && !memcmp(p, p + 1, len - 1));
-}
-
-void sb_hex(const uint8_t *buf, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		out[2 * i] = digits[buf[i] >> 4];
-		out[2 * i + 1] = digits[buf[i] & 15];
-	}
-	out[2 * len] = '\0';
 }
 
 int sb_sha256(const void *buf, size_t len, uint8_t out[32])

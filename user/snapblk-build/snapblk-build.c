@@ -25,11 +25,13 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "hex.h"
+#include "json.h"
 #include "chunk.h"
 #include "manifest.h"
-#include "sb_file.h"
-#include "sb_flatten.h"
-#include "sb_progress.h"
+#include "file.h"
+#include "flatten.h"
+#include "progress.h"
 #include "store.h"
 #include "util.h"
 
@@ -134,12 +136,13 @@ static const char keygen_help[] =
 
 /* ------------------------------------------------------------- helpers */
 
-static noreturn void usage_die(const char *cmd, const char *fmt, ...)
+static noreturn void cmd_usage_die(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static noreturn void usage_die(const char *cmd, const char *fmt, ...)
+static noreturn void cmd_usage_die(const char *cmd, const char *fmt, ...)
 {
-	char msg[512], hint[128];
+	static char hint[128];
+	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -147,7 +150,8 @@ static noreturn void usage_die(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	snprintf(hint, sizeof(hint), "run 'snapblk-build %s --help' for usage",
 		 cmd);
-	die(EXIT_USAGE, 0, hint, "%s", msg);
+	usage_hint = hint;
+	usage_die("%s", msg);
 }
 
 /* "512K", "4MiB", "1G", "65536": binary multiples. */
@@ -190,25 +194,6 @@ static int parse_size(const char *s, uint64_t *out)
 		return -EINVAL;
 	*out = v << shift;
 	return 0;
-}
-
-static void human(uint64_t n, char *buf, size_t len)
-{
-	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB",
-					     "TiB" };
-	double v = n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	if (!u)
-		snprintf(buf, len, "%llu bytes", (unsigned long long)n);
-	else if (v == (double)(uint64_t)v)
-		snprintf(buf, len, "%.0f %s", v, units[u]);
-	else
-		snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
 /* NULL path: the default secret, returned as NULL. */
@@ -645,14 +630,14 @@ static void print_summary(const struct create_opts *o, struct build *b,
 		printf("}\n");
 		return;
 	}
-	human(b->image_size, h1, sizeof(h1));
-	human(b->m->chunk_size, h2, sizeof(h2));
+	sb_fmt_size(b->image_size, SB_SIZE_IEC, h1, sizeof(h1));
+	sb_fmt_size(b->m->chunk_size, SB_SIZE_IEC, h2, sizeof(h2));
 	printf("image:     %s, %s (%llu chunks of %s)\n", b->image, h1,
 	       (unsigned long long)n, h2);
 	printf("chunks:    %llu total, %llu zero, %llu new, %llu already "
 	       "present\n", (unsigned long long)n, (unsigned long long)zero,
 	       (unsigned long long)fresh, (unsigned long long)present);
-	human(written, h1, sizeof(h1));
+	sb_fmt_size(written, SB_SIZE_IEC, h1, sizeof(h1));
 	printf("written:   %s to %s\n", h1, o->store);
 	if (fresh)
 		printf("dedup:     %.2fx (%llu non-zero chunks, %llu "
@@ -672,12 +657,12 @@ static void parse_owner(const char *s, struct sb_flatten_opts *f)
 	snprintf(buf, sizeof(buf), "%s", s);
 	colon = strchr(buf, ':');
 	if (!colon)
-		usage_die("create", "--owner takes UID:GID (numbers), not '%s'",
+		cmd_usage_die("create", "--owner takes UID:GID (numbers), not '%s'",
 			  s);
 	*colon = '\0';
 	if (parse_ulong(buf, 0, 0xfffffffeUL, &uid) ||
 	    parse_ulong(colon + 1, 0, 0xfffffffeUL, &gid))
-		usage_die("create", "--owner takes UID:GID (numbers), not '%s'",
+		cmd_usage_die("create", "--owner takes UID:GID (numbers), not '%s'",
 			  s);
 	f->set_owner = true;
 	f->uid = uid;
@@ -727,7 +712,7 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 			break;
 		case 'c':
 			if (parse_size(optarg, &o->chunk_size))
-				usage_die("create", "bad chunk size '%s'",
+				cmd_usage_die("create", "bad chunk size '%s'",
 					  optarg);
 			break;
 		case 'o':
@@ -735,7 +720,7 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 			break;
 		case 'j':
 			if (parse_ulong(optarg, 1, MAX_JOBS, &jobs))
-				usage_die("create", "--jobs takes 1 to %d",
+				cmd_usage_die("create", "--jobs takes 1 to %d",
 					  MAX_JOBS);
 			o->jobs = jobs;
 			break;
@@ -757,7 +742,7 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 		case O_FS_SIZE:
 			if (parse_size(optarg, &o->flat.fs_size) ||
 			    o->flat.fs_size < (1 << 20))
-				usage_die("create", "bad --fs-size '%s' (at "
+				cmd_usage_die("create", "bad --fs-size '%s' (at "
 					  "least 1M)", optarg);
 			break;
 		case O_FS_UUID:
@@ -773,24 +758,24 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 			o->flat.tmpdir = optarg;
 			break;
 		default:
-			usage_die("create", "bad option");
+			cmd_usage_die("create", "bad option");
 		}
 	}
 	if (optind < argc)
 		o->image = argv[optind++];
 	if (optind < argc)
-		usage_die("create", "unexpected argument '%s'", argv[optind]);
+		cmd_usage_die("create", "unexpected argument '%s'", argv[optind]);
 	sources = !!o->image + !!o->flat.src_dir + !!o->flat.tar;
 	if (sources != 1)
-		usage_die("create", "give exactly one of IMAGE, --from-dir and "
+		cmd_usage_die("create", "give exactly one of IMAGE, --from-dir and "
 			  "--from-tar");
 	o->flatten = !o->image;
 	if (!o->flatten && (o->flat.fs_size || o->flat.uuid ||
 			    o->flat.set_owner || o->flat.image_out))
-		usage_die("create", "--fs-size, --fs-uuid, --owner and "
+		cmd_usage_die("create", "--fs-size, --fs-uuid, --owner and "
 			  "--image-out go with --from-dir or --from-tar");
 	if (!o->store || !o->key_file || !o->output)
-		usage_die("create", "--store, --key-file and -o are required");
+		cmd_usage_die("create", "--store, --key-file and -o are required");
 	if (!sb_chunk_size_valid(o->chunk_size))
 		die(EXIT_USAGE, 0, "use a power of two from 64K to 4M "
 		    "(default 512K)", "chunk size %llu is out of range",
@@ -1044,7 +1029,7 @@ static int cmd_verify(int argc, char **argv)
 			break;
 		case 'j':
 			if (parse_ulong(optarg, 1, MAX_JOBS, &jobs))
-				usage_die("verify", "--jobs takes 1 to %d",
+				cmd_usage_die("verify", "--jobs takes 1 to %d",
 					  MAX_JOBS);
 			break;
 		case 'q':
@@ -1054,13 +1039,13 @@ static int cmd_verify(int argc, char **argv)
 			fputs(verify_help, stdout);
 			return EXIT_OK;
 		default:
-			usage_die("verify", "bad option");
+			cmd_usage_die("verify", "bad option");
 		}
 	}
 	if (argc - optind != 1)
-		usage_die("verify", "give exactly one MANIFEST");
+		cmd_usage_die("verify", "give exactly one MANIFEST");
 	if (!store || !key_file)
-		usage_die("verify", "--store and --key-file are required");
+		cmd_usage_die("verify", "--store and --key-file are required");
 
 	load_manifest(argv[optind], key_file, &m, &hdr, &len);
 	memset(&c, 0, sizeof(c));
@@ -1161,13 +1146,13 @@ static int cmd_inspect(int argc, char **argv)
 			fputs(inspect_help, stdout);
 			return EXIT_OK;
 		default:
-			usage_die("inspect", "bad option");
+			cmd_usage_die("inspect", "bad option");
 		}
 	}
 	if (argc - optind != 1)
-		usage_die("inspect", "give exactly one MANIFEST");
+		cmd_usage_die("inspect", "give exactly one MANIFEST");
 	if (!key_file)
-		usage_die("inspect", "--key-file is required");
+		cmd_usage_die("inspect", "--key-file is required");
 	path = argv[optind];
 	load_manifest(path, key_file, &m, &hdr, &len);
 	if (sb_manifest_count(&m, &zero, &distinct))
@@ -1221,17 +1206,17 @@ static int cmd_inspect(int argc, char **argv)
 	       le32toh(hdr.header_len),
 	       (unsigned long long)le64toh(hdr.body_len));
 	printf("image ID:      %s\n", id);
-	human(m.image_size, h1, sizeof(h1));
+	sb_fmt_size(m.image_size, SB_SIZE_IEC, h1, sizeof(h1));
 	printf("image size:    %llu bytes (%s)\n",
 	       (unsigned long long)m.image_size, h1);
-	human(m.chunk_size, h1, sizeof(h1));
+	sb_fmt_size(m.chunk_size, SB_SIZE_IEC, h1, sizeof(h1));
 	printf("chunk size:    %u bytes (%s)\n", m.chunk_size, h1);
 	printf("chunks:        %llu total, %llu zero, %llu stored, "
 	       "%llu distinct\n", (unsigned long long)m.chunk_count,
 	       (unsigned long long)zero,
 	       (unsigned long long)(m.chunk_count - zero),
 	       (unsigned long long)distinct);
-	human(distinct * m.chunk_size, h2, sizeof(h2));
+	sb_fmt_size(distinct * m.chunk_size, SB_SIZE_IEC, h2, sizeof(h2));
 	printf("stored size:   %llu bytes (%s) in distinct chunks\n",
 	       (unsigned long long)(distinct * m.chunk_size), h2);
 	printf("secret:        %s (id %s)\n",
@@ -1282,13 +1267,13 @@ static int cmd_keygen(int argc, char **argv)
 			fputs(keygen_help, stdout);
 			return EXIT_OK;
 		default:
-			usage_die("keygen", "bad option");
+			cmd_usage_die("keygen", "bad option");
 		}
 	}
 	if (optind != argc)
-		usage_die("keygen", "unexpected argument '%s'", argv[optind]);
+		cmd_usage_die("keygen", "unexpected argument '%s'", argv[optind]);
 	if (!out)
-		usage_die("keygen", "-o FILE is required");
+		cmd_usage_die("keygen", "-o FILE is required");
 	if (RAND_priv_bytes(key, sizeof(key)) != 1)
 		die(EXIT_FAIL, 0, "check the OpenSSL installation and the "
 		    "kernel's random source", "cannot generate a random key");

@@ -8,7 +8,7 @@
 source "${KTAP_HELPERS:?run through make check}"
 sb=${SNAPBLK_BIN:?}/snapblk
 sbb=${SNAPBLK_BIN:?}/snapblk-build
-rules=$(dirname "$0")/../udev/60-snapblk.rules
+rules=$(dirname "$0")/../../udev/60-snapblk.rules
 W=$(mktemp -d "${TMPDIR:-/tmp}/snapblk-cli.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 

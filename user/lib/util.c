@@ -7,6 +7,8 @@
 
 #include "util.h"
 
+const char *usage_hint;
+
 const char *prog_name = "snapblk";
 
 static void err_vreport(int err, const char *hint, const char *fmt,
@@ -56,18 +58,45 @@ int parse_ulong(const char *s, unsigned long min, unsigned long max,
 	return 0;
 }
 
-void json_print_string(const char *s)
+noreturn void usage_die(const char *fmt, ...)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = *s;
+	va_list ap;
 
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
+	va_start(ap, fmt);
+	err_vreport(0, usage_hint, fmt, ap);
+	va_end(ap);
+	exit(EXIT_USAGE);
+}
+
+const char *sb_fmt_size(uint64_t v, enum sb_size_style style, char *buf,
+			size_t len)
+{
+	static const char *const iec[] = { "KiB", "MiB", "GiB", "TiB", "PiB",
+					   "EiB" };
+	static const char letters[] = "KMGTPE";
+	uint64_t div = 1;
+	int u = -1;
+
+	while (v / div >= 1024 && u < 5) {
+		div *= 1024;
+		u++;
 	}
-	putchar('"');
+	if (u < 0) {
+		snprintf(buf, len, style == SB_SIZE_SHORT ? "%llu" "B" :
+			 "%llu bytes", (unsigned long long)v);
+	} else if (v % div == 0) {
+		if (style == SB_SIZE_SHORT)
+			snprintf(buf, len, "%llu%c",
+				 (unsigned long long)(v / div), letters[u]);
+		else
+			snprintf(buf, len, "%llu %s",
+				 (unsigned long long)(v / div), iec[u]);
+	} else {
+		if (style == SB_SIZE_SHORT)
+			snprintf(buf, len, "%.1f%c", (double)v / div,
+				 letters[u]);
+		else
+			snprintf(buf, len, "%.1f %s", (double)v / div, iec[u]);
+	}
+	return buf;
 }

@@ -15,7 +15,7 @@
 
 #include "kselftest_harness.h"
 
-#include "sb_file.h"
+#include "file.h"
 #include "store.h"
 
 #define CS 65536

@@ -15,8 +15,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "chunk.h"
-#include "sb_file.h"
+#include "file.h"
 #include "store.h"
 
 /* ".tmp-" + 64 hex + "-" + pid + "-" + sequence */

@@ -33,8 +33,6 @@ int sb_write_file_atomic(const char *path, const void *buf, size_t len,
 int sb_read_tenant_key(const char *path,
 		       uint8_t key[SNAPBLK_TENANT_KEY_LEN], bool *loose);
 
-/* Value of hex digit @c, or -1. */
-int sb_hexval(int c);
 
 /* Format a key as keygen writes it: 64 hex digits and a newline. */
 void sb_format_tenant_key(const uint8_t key[SNAPBLK_TENANT_KEY_LEN],

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * libFuzzer target for the manifest reader (user/manifest.c).
+ * libFuzzer target for the manifest reader (user/lib/manifest.c).
  *
  * The first input byte picks what the rest is:
  *   0: a manifest file, unsealed with a fixed tenant key (the header

@@ -11,9 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
-#include "sb_file.h"
+#include "file.h"
+#include "hex.h"
 #include "util.h"
 
 int sb_read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
@@ -151,17 +150,6 @@ int sb_write_file_atomic(const char *path, const void *buf, size_t len,
 	return ret;
 }
 
-int sb_hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int sb_read_tenant_key(const char *path,
 		       uint8_t key[SNAPBLK_TENANT_KEY_LEN], bool *loose)
 {
@@ -198,7 +186,8 @@ int sb_read_tenant_key(const char *path,
 		key[i] = hi << 4 | lo;
 	}
 out:
-	OPENSSL_clear_free(buf, got);
+	explicit_bzero(buf, got);
+	free(buf);
 	return ret;
 }
 

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sb_flatten.h"
+#include "flatten.h"
 #include "util.h"
 
 #define BLOCK		4096ULL

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sb_progress.h"
+#include "progress.h"
 
 #define BAR_WIDTH	24
 

@@ -20,9 +20,11 @@
 
 #include <openssl/crypto.h>
 
+#include "hex.h"
+#include "json.h"
 #include "genl.h"
 #include "manifest.h"
-#include "sb_file.h"
+#include "file.h"
 #include "util.h"
 #include "snapblk_gen.h"
 
@@ -281,30 +283,14 @@ static uint32_t parse_u32(const char *s, const char *opt, uint32_t min)
 	return v;
 }
 
-/* 1536 -> "1.5K", 524288 -> "512K", 100 -> "100B" */
-static const char *fmt_size(uint64_t v, char buf[16])
-{
-	static const char units[] = "KMGTPE";
-	int u = -1;
-	uint64_t div = 1;
-
-	while (v / div >= 1024 && u < 5) {
-		div *= 1024;
-		u++;
-	}
-	if (u < 0)
-		snprintf(buf, 16, "%" PRIu64 "B", v);
-	else if (v % div == 0)
-		snprintf(buf, 16, "%" PRIu64 "%c", v / div, units[u]);
-	else
-		snprintf(buf, 16, "%.1f%c", (double)v / div, units[u]);
-	return buf;
-}
-
 static void print_hex(const uint8_t *p, size_t n)
 {
-	while (n--)
-		printf("%02x", *p++);
+	char hex[2 * SNAPBLK_IMAGE_ID_LEN + 1];
+
+	if (n > SNAPBLK_IMAGE_ID_LEN)
+		n = SNAPBLK_IMAGE_ID_LEN;
+	sb_hex(p, n, hex);
+	fputs(hex, stdout);
 }
 
 /* One device as a JSON object (no newline). */
@@ -542,8 +528,10 @@ static int cmd_ls(int argc, char **argv)
 			 d->stats[SNAPBLK_STAT_RESIDENT],
 			 d->stats[SNAPBLK_STAT_CHUNKS]);
 		printf("%-*s  %-16s %8s %10s  %s\n", w, d->name, dev,
-		       fmt_size(d->image_size, size),
-		       fmt_size(d->chunk_size, csize), res);
+		       sb_fmt_size(d->image_size, SB_SIZE_SHORT, size,
+				   sizeof(size)),
+		       sb_fmt_size(d->chunk_size, SB_SIZE_SHORT, csize,
+				   sizeof(csize)), res);
 	}
 	free(l.devs);
 	return EXIT_OK;
@@ -588,9 +576,9 @@ static int cmd_info(int argc, char **argv)
 	printf("%-18s %s\n", "name:", d.name);
 	printf("%-18s /dev/snapblk%" PRIu32 "\n", "device:", d.index);
 	printf("%-18s %" PRIu64 " (%s)\n", "image size:", d.image_size,
-	       fmt_size(d.image_size, size));
+	       sb_fmt_size(d.image_size, SB_SIZE_SHORT, size, sizeof(size)));
 	printf("%-18s %" PRIu32 " (%s)\n", "chunk size:", d.chunk_size,
-	       fmt_size(d.chunk_size, size));
+	       sb_fmt_size(d.chunk_size, SB_SIZE_SHORT, size, sizeof(size)));
 	printf("%-18s ", "image id:");
 	print_hex(d.image_id, sizeof(d.image_id));
 	printf("\n%-18s %" PRIu32 " ms\n", "fetch timeout:",

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "kselftest_harness.h"
 
 #include "chunk.h"

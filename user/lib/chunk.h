@@ -40,7 +40,11 @@ int sb_secret_id(const void *secret, size_t secret_len,
 const uint8_t *sb_chunk_ctx_secret_id(const struct sb_chunk_ctx *ctx);
 
 /* A power of two in [SNAPBLK_CHUNK_SIZE_MIN, SNAPBLK_CHUNK_SIZE_MAX]? */
-bool sb_chunk_size_valid(uint64_t size);
+static inline bool sb_chunk_size_valid(uint64_t size)
+{
+	return size >= SNAPBLK_CHUNK_SIZE_MIN &&
+	       size <= SNAPBLK_CHUNK_SIZE_MAX && !(size & (size - 1));
+}
 
 /* Is buf all zero bytes? */
 bool sb_is_zero(const void *buf, size_t len);
@@ -68,8 +72,5 @@ int sb_chunk_open(struct sb_chunk_ctx *ctx, const void *ct, void *pt,
 /* HMAC-SHA256(key, data) with a key of any length. */
 int sb_hmac_sha256(const void *key, size_t key_len, const void *data,
 		   size_t len, uint8_t out[32]);
-
-/* Lower-case hex of len bytes into out (2 * len + 1 bytes). */
-void sb_hex(const uint8_t *buf, size_t len, char *out);
 
 #endif

@@ -9,6 +9,8 @@
 #ifndef SNAPBLK_USER_UTIL_H
 #define SNAPBLK_USER_UTIL_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdnoreturn.h>
 
 /* Version of the userspace tools, printed by each tool's --version. */
@@ -43,7 +45,27 @@ noreturn void die(int status, int err, const char *hint, const char *fmt, ...)
 int parse_ulong(const char *s, unsigned long min, unsigned long max,
 		unsigned long *out);
 
-/* Write s to stdout as a JSON string literal, quotes included. */
-void json_print_string(const char *s);
+/*
+ * The hint usage_die() prints, e.g. "run 'snapblkd --help' for usage";
+ * set by main() (NULL: none).
+ */
+extern const char *usage_hint;
+
+/* A command-line error: the message, then usage_hint; exit(EXIT_USAGE). */
+noreturn void usage_die(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* How sb_fmt_size() writes a size. */
+enum sb_size_style {
+	SB_SIZE_IEC,	/* "512 KiB", "1.5 GiB", "100 bytes": for people */
+	SB_SIZE_SHORT,	/* "512K", "1.5G", "100B": for tables */
+};
+
+/*
+ * The one size formatter: v bytes in the largest binary unit it holds at
+ * least once, whole when exact, else with one decimal.  Returns buf.
+ */
+const char *sb_fmt_size(uint64_t v, enum sb_size_style style, char *buf,
+			size_t len);
 
 #endif

@@ -4,7 +4,7 @@
 
 SNAPLAUNCH_SRCS := $(wildcard user/snaplaunch/*.c)
 SNAPLAUNCH_OBJS := $(patsubst user/%.c,$(B)/obj/user/%.o,$(SNAPLAUNCH_SRCS)) \
-		   $(B)/obj/user/util.o
+		   $(call lib,util)
 
 TOOLS += $(B)/bin/snaplaunch
 

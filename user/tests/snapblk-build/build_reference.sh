@@ -8,7 +8,7 @@
 source "$(dirname "$0")/build_tap.inc"
 
 tap_plan 4
-ref=$PWD/user/tests/build_reference.py
+ref=$PWD/user/tests/snapblk-build/build_reference.py
 doc=$PWD/Documentation/format.md
 if ! python3 -c 'import cryptography' 2>/dev/null; then
 	for t in "vectors match format.md" "reads a manifest" \
