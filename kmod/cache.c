@@ -6,7 +6,10 @@
  * queued for the fetch daemon; later readers of the same chunk join the
  * waiters, so each missing chunk is fetched once.  When the fetch path has
  * verified and decrypted a chunk (fetch.c), snapblk_cache_complete() makes
- * it VALID and completes the waiting requests, or fails them.
+ * it VALID and completes the waiting requests, or fails them.  An answer
+ * that fails verification the first time leaves the waiters as they are:
+ * fetch.c queues the chunk once more and tells their devices
+ * (__snapblk_cache_waiting_devs()).
  *
  * Memory: VALID chunks are bounded by the cache_mb parameter, evicted
  * least recently used first, and given up under memory pressure through a
@@ -18,6 +21,7 @@
 #include <linux/hashtable.h>
 #include <linux/highmem.h>
 #include <linux/jhash.h>
+#include <linux/ktime.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 
@@ -234,8 +238,8 @@ struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
 	c->chunk_size = dev->chunk_size;
 	c->dev_index = dev->index;
 	c->chunk = chunk;
-	c->deadline = jiffies +
-		msecs_to_jiffies(READ_ONCE(dev->fetch_timeout_ms));
+	c->deadline_ns = ktime_get_ns() +
+		(u64)READ_ONCE(dev->fetch_timeout_ms) * NSEC_PER_MSEC;
 	c->hashed = true;
 	hash_add(cache_hash, &c->hnode, chunk_hash(c->addr));
 	list_add_tail(&cmd->node, &c->waiters);
@@ -329,12 +333,42 @@ static void account_fetch(struct snapblk_chunk *c, struct list_head *waiters,
 			seen[n++] = cmd->dev;
 		if (err) {
 			atomic64_inc(&cmd->dev->fetch_errors);
-			snapblk_genl_event(SNAPBLK_EVENT_CHUNK_ERROR, cmd->dev,
-					   cmd->chunk, -err);
+			snapblk_genl_chunk_error(cmd->dev, cmd->chunk, c->addr,
+						 -err, false);
 		} else {
 			atomic64_add(c->chunk_size, &cmd->dev->bytes_fetched);
 		}
 	}
+}
+
+/*
+ * Lock held, @c FETCHING and off the fetch lists (the caller holds it to
+ * queue it again): the distinct devices among @c's waiters, at most
+ * SNAPBLK_EVENT_DEVS, into @out, each with the chunk index its request
+ * reads and a reference the caller drops with snapblk_dev_put() after
+ * sending their events.  O(waiters), bounded by the devices' queue depths.
+ * Returns how many.
+ */
+int __snapblk_cache_waiting_devs(struct snapblk_chunk *c,
+				 struct snapblk_dev_chunk *out)
+{
+	struct snapblk_rq *cmd;
+	int n = 0, i;
+
+	lockdep_assert_held(&snapblk_cache_lock);
+	list_for_each_entry(cmd, &c->waiters, node) {
+		for (i = 0; i < n && out[i].dev != cmd->dev; i++)
+			;
+		if (i < n)
+			continue;
+		/* Its request waits here: removal has not freed it. */
+		refcount_inc(&cmd->dev->ref);
+		out[n].dev = cmd->dev;
+		out[n].chunk = cmd->chunk;
+		if (++n == SNAPBLK_EVENT_DEVS)
+			break;
+	}
+	return n;
 }
 
 /*

@@ -171,6 +171,7 @@ SNAPBLK_ATTR_RO(cache_hits, "%lld", atomic64_read(&dev->hits));
 SNAPBLK_ATTR_RO(cache_misses, "%lld", atomic64_read(&dev->misses));
 SNAPBLK_ATTR_RO(bytes_fetched, "%lld", atomic64_read(&dev->bytes_fetched));
 SNAPBLK_ATTR_RO(fetch_errors, "%lld", atomic64_read(&dev->fetch_errors));
+SNAPBLK_ATTR_RO(refetches, "%lld", atomic64_read(&dev->refetches));
 SNAPBLK_ATTR_RO(inflight, "%d", atomic_read(&dev->inflight));
 
 static ssize_t fetch_timeout_ms_show(struct device *d,
@@ -208,6 +209,7 @@ static struct attribute *snapblk_attrs[] = {
 	&dev_attr_cache_misses.attr,
 	&dev_attr_bytes_fetched.attr,
 	&dev_attr_fetch_errors.attr,
+	&dev_attr_refetches.attr,
 	&dev_attr_inflight.attr,
 	&dev_attr_fetch_timeout_ms.attr,
 	NULL,
@@ -247,12 +249,24 @@ static void snapblk_dev_free(struct snapblk_dev *dev)
 	kfree(dev);
 }
 
+/* Drop a reference (see struct snapblk_dev); may sleep. */
+void snapblk_dev_put(struct snapblk_dev *dev)
+{
+	if (refcount_dec_and_test(&dev->ref))
+		snapblk_dev_free(dev);
+}
+
 /*
  * Device indexes are the minor numbers: at most MINORMASK + 1 devices.
  */
 #define SNAPBLK_MAX_INDEX	MINORMASK
 
-struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p)
+/*
+ * Create and add the device @p describes: 0 or a negative errno.  The
+ * device may be removed as soon as this returns: look it up by name
+ * under snapblk_devs_mutex to use it.
+ */
+int snapblk_dev_create(const struct snapblk_dev_params *p)
 {
 	struct queue_limits lim = {
 		.logical_block_size = SZ_4K,
@@ -267,20 +281,21 @@ struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p)
 
 	dev = kzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
 	if (!dev)
-		return ERR_PTR(-ENOMEM);
+		return -ENOMEM;
 	strscpy(dev->name, p->name, sizeof(dev->name));
 	dev->image_size = p->image_size;
 	dev->chunk_size = p->chunk_size;
 	dev->nr_chunks = DIV_ROUND_UP_ULL(p->image_size, p->chunk_size);
 	memcpy(dev->image_id, p->image_id, SNAPBLK_IMAGE_ID_LEN);
 	dev->fetch_timeout_ms = p->fetch_timeout_ms;
+	refcount_set(&dev->ref, 1);	/* snapblk_devs' */
 	INIT_LIST_HEAD(&dev->residents);
 	dev->resident_map = kvcalloc(BITS_TO_LONGS(dev->nr_chunks),
 				     sizeof(long), GFP_KERNEL_ACCOUNT |
 				     __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
 	if (!dev->resident_map) {
 		kfree(dev);
-		return ERR_PTR(-ENOMEM);
+		return -ENOMEM;
 	}
 	for (i = 0; i < dev->nr_chunks; i++)
 		if (p->table[i].flags & SNAPBLK_CHUNK_F_ZERO)
@@ -330,9 +345,12 @@ struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p)
 	list_add_tail(&dev->list, &snapblk_devs);
 	/* A device pins the module: rmmod is refused while one exists. */
 	__module_get(THIS_MODULE);
+	/* A REMOVE may run as soon as the mutex is dropped. */
+	refcount_inc(&dev->ref);
 	mutex_unlock(&snapblk_devs_mutex);
-	snapblk_genl_event(SNAPBLK_EVENT_DEVICE_ADDED, dev, 0, 0);
-	return dev;
+	snapblk_genl_dev_event(SNAPBLK_EVENT_DEVICE_ADDED, dev);
+	snapblk_dev_put(dev);
+	return 0;
 
 err_disk:
 	dev->table = NULL;
@@ -345,14 +363,14 @@ err_unlock:
 	mutex_unlock(&snapblk_devs_mutex);
 	kvfree(dev->resident_map);
 	kfree(dev);
-	return ERR_PTR(ret);
+	return ret;
 }
 
 /* snapblk_devs_mutex held; @dev->removing already set. */
 static void snapblk_dev_destroy(struct snapblk_dev *dev)
 {
 	list_del(&dev->list);
-	snapblk_genl_event(SNAPBLK_EVENT_DEVICE_REMOVED, dev, 0, 0);
+	snapblk_genl_dev_event(SNAPBLK_EVENT_DEVICE_REMOVED, dev);
 	/* Reads waiting for fetches fail now instead of at their deadline. */
 	snapblk_cache_cancel_dev(dev);
 	del_gendisk(dev->disk);
@@ -360,7 +378,8 @@ static void snapblk_dev_destroy(struct snapblk_dev *dev)
 	snapblk_cache_forget_dev(dev);
 	put_disk(dev->disk);
 	blk_mq_free_tag_set(&dev->tag_set);
-	snapblk_dev_free(dev);
+	/* An event being sent about it may hold it a moment longer. */
+	snapblk_dev_put(dev);
 }
 
 int snapblk_dev_remove(const char *name)

@@ -8,20 +8,25 @@
  * daemon that dies or restarts loses no request; so do requests whose
  * read() faulted and answers the kernel could not take for want of
  * memory.  A chunk not delivered by its deadline (the device's
- * fetch_timeout_ms, fixed when the chunk is first missed) fails its
- * readers within SNAPBLK_FETCH_SCAN_MS after it, however many other
- * chunks are missed meanwhile.
+ * fetch_timeout_ms, fixed when the chunk is first missed, in
+ * CLOCK_MONOTONIC nanoseconds, and shown to the daemon in every request
+ * record) fails its readers within SNAPBLK_FETCH_SCAN_MS after it, however
+ * many other chunks are missed meanwhile.
  *
  * Every delivered chunk is checked before anything else sees it: its
  * length, then SHA-256 of the ciphertext against the manifest's address;
  * only then is it decrypted (AES-256-CTR, zero IV, the chunk's key) into
- * the cache.  A bad chunk fails exactly the reads waiting for it.
+ * the cache.  The first bad answer for a fetch puts it back at the head
+ * of the queue under a new id, flagged SNAPBLK_FETCH_F_REFETCH (the
+ * daemon's cached copy may be what is bad), with its deadline and
+ * waiters unchanged; a second one fails exactly the reads waiting for it.
  */
 #include "snapblk.h"
 
 #include <crypto/hash.h>
 #include <crypto/skcipher.h>
 #include <linux/highmem.h>
+#include <linux/ktime.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/poll.h>
@@ -30,6 +35,18 @@
 #include <linux/uaccess.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
+
+/* The record layout is ABI (include/uapi/linux/snapblk.h): 72 bytes. */
+static_assert(sizeof(struct snapblk_fetch_req) == 72);
+static_assert(offsetof(struct snapblk_fetch_req, len) == 0);
+static_assert(offsetof(struct snapblk_fetch_req, chunk_size) == 4);
+static_assert(offsetof(struct snapblk_fetch_req, id) == 8);
+static_assert(offsetof(struct snapblk_fetch_req, addr) == 16);
+static_assert(offsetof(struct snapblk_fetch_req, dev_index) == 48);
+static_assert(offsetof(struct snapblk_fetch_req, flags) == 52);
+static_assert(offsetof(struct snapblk_fetch_req, chunk) == 56);
+static_assert(offsetof(struct snapblk_fetch_req, deadline_ns) == 64);
+static_assert(sizeof(struct snapblk_fetch_resp) == 16);
 
 /* An open /dev/snapblk-fetch; lives from open to release. */
 struct snapblk_fetcher {
@@ -85,12 +102,13 @@ static void __requeue(struct list_head *list)
 }
 
 /* Fail the chunks on @list whose deadline passed; cache lock held. */
-static void collect_expired(struct list_head *list, struct list_head *out)
+static void collect_expired(struct list_head *list, u64 now,
+			    struct list_head *out)
 {
 	struct snapblk_chunk *c, *tmp;
 
 	list_for_each_entry_safe(c, tmp, list, fnode) {
-		if (time_before(jiffies, c->deadline))
+		if (now < c->deadline_ns)
 			continue;
 		refcount_inc(&c->ref);
 		list_move_tail(&c->fnode, out);
@@ -102,12 +120,14 @@ static void fetch_timeout_fn(struct work_struct *work)
 	struct snapblk_fetcher *f;
 	struct snapblk_chunk *c, *tmp;
 	LIST_HEAD(expired);
+	u64 now;
 	bool more;
 
 	spin_lock(&snapblk_cache_lock);
-	collect_expired(&fetch_queue, &expired);
+	now = ktime_get_ns();
+	collect_expired(&fetch_queue, now, &expired);
 	list_for_each_entry(f, &fetchers, node)
-		collect_expired(&f->claimed, &expired);
+		collect_expired(&f->claimed, now, &expired);
 	more = !list_empty(&fetch_queue);
 	list_for_each_entry(f, &fetchers, node)
 		more = more || !list_empty(&f->claimed);
@@ -188,7 +208,10 @@ static ssize_t fetch_read(struct file *file, char __user *buf, size_t len,
 		r->id = c->id;
 		memcpy(r->addr, c->addr, SNAPBLK_ADDR_LEN);
 		r->dev_index = c->dev_index;
+		r->flags = SNAPBLK_FETCH_F_DEADLINE |
+			   (c->refetch ? SNAPBLK_FETCH_F_REFETCH : 0);
 		r->chunk = c->chunk;
+		r->deadline_ns = c->deadline_ns;
 		c->owner = f;
 		list_move_tail(&c->fnode, &taken);
 		if (++n == max)
@@ -274,6 +297,53 @@ static void requeue(struct snapblk_chunk *c)
 	arm_scan();
 	spin_unlock(&snapblk_cache_lock);
 	snapblk_chunk_put(c);
+}
+
+/*
+ * The answer for @c failed verification (the wrong length, or not its
+ * address).  The daemon's copy may be a corrupted cache file: the first
+ * time, and while its deadline has not passed, the fetch goes back to the
+ * head of the queue under a new id (an answer to the old one is refused),
+ * flagged SNAPBLK_FETCH_F_REFETCH, with its deadline and waiters as they
+ * were; each waiting device counts a refetch and hears of the bad answer.
+ * Returns true then, having dropped the caller's reference.  Returns
+ * false, changing nothing but freeing the answer's pages, when the fetch
+ * was re-fetched already or is past its deadline: the caller fails it.
+ */
+static bool refetch(struct snapblk_chunk *c)
+{
+	struct snapblk_dev_chunk devs[SNAPBLK_EVENT_DEVS];
+	u32 dev_index = c->dev_index;	/* immutable: for the log */
+	u64 chunk = c->chunk;
+	int n, i;
+
+	/* Ours alone until it is back on the queue. */
+	snapblk_chunk_free_pages(c);
+	spin_lock(&snapblk_cache_lock);
+	if (c->refetch || ktime_get_ns() >= c->deadline_ns) {
+		spin_unlock(&snapblk_cache_lock);
+		return false;
+	}
+	c->refetch = true;
+	n = __snapblk_cache_waiting_devs(c, devs);
+	for (i = 0; i < n; i++)
+		atomic64_inc(&devs[i].dev->refetches);
+	c->id = fetch_next_id++;
+	c->owner = NULL;
+	list_add(&c->fnode, &fetch_queue);
+	wake_up_interruptible(&fetch_wq);
+	arm_scan();
+	spin_unlock(&snapblk_cache_lock);
+
+	pr_warn_ratelimited("snapblk%u: chunk %llu: bad answer: fetching it once more\n",
+			    dev_index, chunk);
+	for (i = 0; i < n; i++) {
+		snapblk_genl_chunk_error(devs[i].dev, devs[i].chunk, c->addr,
+					 EBADMSG, true);
+		snapblk_dev_put(devs[i].dev);
+	}
+	snapblk_chunk_put(c);
+	return true;
 }
 
 /* All or none: on failure the caller frees what was allocated. */
@@ -378,6 +448,7 @@ static ssize_t fetch_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	size_t len = iov_iter_count(from);
 	struct snapblk_fetch_resp resp;
 	struct snapblk_chunk *c;
+	bool bad = false;	/* the answer failed a check on its content */
 	int err;
 
 	if (len < sizeof(resp))
@@ -403,6 +474,7 @@ static ssize_t fetch_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	if (len != sizeof(resp) + c->chunk_size) {
 		/* A truncated or padded chunk is a bad chunk. */
 		err = -EBADMSG;
+		bad = true;
 		pr_warn_ratelimited("snapblk%u: chunk %llu: %zu bytes delivered, %u expected\n",
 				    c->dev_index, c->chunk,
 				    len - sizeof(resp), c->chunk_size);
@@ -419,7 +491,8 @@ static ssize_t fetch_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		goto nomem;
 	if (!err) {
 		err = verify_address(c);
-		if (err == -EBADMSG)
+		bad = err == -EBADMSG;
+		if (bad)
 			pr_warn_ratelimited("snapblk%u: chunk %llu: content does not match its address\n",
 					    c->dev_index, c->chunk);
 	}
@@ -432,6 +505,9 @@ static ssize_t fetch_write_iter(struct kiocb *iocb, struct iov_iter *from)
 					    c->dev_index, c->chunk, err);
 	}
 done:
+	/* A bad answer fails the reads only the second time. */
+	if (bad && refetch(c))
+		return len;
 	snapblk_cache_complete(c, err);
 	snapblk_chunk_put(c);
 	return len;

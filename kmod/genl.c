@@ -53,6 +53,8 @@ static const struct nla_policy snapblk_genl_policy[SNAPBLK_ATTR_MAX + 1] = {
 	[SNAPBLK_ATTR_CLONE_SOURCES] = { .type = NLA_REJECT },
 	[SNAPBLK_ATTR_RESEED] = { .type = NLA_REJECT },
 	[SNAPBLK_ATTR_CLONE_STATS] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_ADDR] = NLA_POLICY_EXACT_LEN(SNAPBLK_ADDR_LEN),
+	[SNAPBLK_ATTR_REFETCH] = { .type = NLA_REJECT },
 };
 
 static struct genl_family snapblk_genl_family;
@@ -118,7 +120,9 @@ static int put_dev(struct sk_buff *msg, struct snapblk_dev *dev, bool stats)
 			      atomic64_read(&dev->fetch_errors),
 			      SNAPBLK_STAT_PAD) ||
 	    nla_put_u64_64bit(msg, SNAPBLK_STAT_INFLIGHT,
-			      atomic_read(&dev->inflight), SNAPBLK_STAT_PAD))
+			      atomic_read(&dev->inflight), SNAPBLK_STAT_PAD) ||
+	    nla_put_u64_64bit(msg, SNAPBLK_STAT_REFETCHES,
+			      atomic64_read(&dev->refetches), SNAPBLK_STAT_PAD))
 		return -EMSGSIZE;
 	nla_nest_end(msg, nest);
 	return 0;
@@ -288,12 +292,12 @@ static int snapblk_genl_create(struct sk_buff *skb, struct genl_info *info)
 	p.table = read_table(info, nr_chunks);
 	if (IS_ERR(p.table))
 		return PTR_ERR(p.table);
-	dev = snapblk_dev_create(&p);
-	if (IS_ERR(dev)) {
+	ret = snapblk_dev_create(&p);
+	if (ret) {
 		kvfree_sensitive(p.table, nr_chunks * sizeof(*p.table));
-		if (PTR_ERR(dev) == -EEXIST)
+		if (ret == -EEXIST)
 			GENL_SET_ERR_MSG(info, "a device with this name exists");
-		return PTR_ERR(dev);
+		return ret;
 	}
 	/* The device exists even if the reply cannot be sent. */
 	mutex_lock(&snapblk_devs_mutex);
@@ -502,35 +506,65 @@ static void multicast(struct sk_buff *msg)
 }
 
 /*
- * Multicast an event to the "events" group: a device message (@dev may
- * be NULL for none) and, for a chunk error, the chunk and errno.
+ * Start an event message of @dev (a device message without stats), or
+ * NULL: no listener can get it (the family is going), or no memory.
  */
-void snapblk_genl_event(u8 cmd, struct snapblk_dev *dev, u64 chunk, int err)
+static struct sk_buff *dev_event_start(u8 cmd, struct snapblk_dev *dev,
+				       void **hdr)
+{
+	struct sk_buff *msg;
+
+	if (!READ_ONCE(genl_live))
+		return NULL;
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return NULL;
+	*hdr = genlmsg_put(msg, 0, 0, &snapblk_genl_family, 0, cmd);
+	if (!*hdr || put_dev(msg, dev, false)) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+/* Multicast DEVICE_ADDED or DEVICE_REMOVED of @dev to "events". */
+void snapblk_genl_dev_event(u8 cmd, struct snapblk_dev *dev)
 {
 	struct sk_buff *msg;
 	void *hdr;
 
-	if (!READ_ONCE(genl_live))
-		return;
-	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	msg = dev_event_start(cmd, dev, &hdr);
 	if (!msg)
 		return;
-	hdr = genlmsg_put(msg, 0, 0, &snapblk_genl_family, 0, cmd);
-	if (!hdr)
-		goto err_free;
-	if (dev && put_dev(msg, dev, false))
-		goto err_free;
-	if (cmd == SNAPBLK_EVENT_CHUNK_ERROR &&
-	    (nla_put_u64_64bit(msg, SNAPBLK_ATTR_CHUNK, chunk,
-			       SNAPBLK_ATTR_PAD) ||
-	     nla_put_u32(msg, SNAPBLK_ATTR_ERROR, err)))
-		goto err_free;
 	genlmsg_end(msg, hdr);
 	multicast(msg);
-	return;
+}
 
-err_free:
-	nlmsg_free(msg);
+/*
+ * Multicast CHUNK_ERROR: chunk @chunk of @dev, content address @addr,
+ * failed with positive errno @err; @refetch when the kernel queued the
+ * fetch once more (the reads still wait) rather than failing the reads.
+ * The caller holds @dev alive (a reference, or a request of it).
+ */
+void snapblk_genl_chunk_error(struct snapblk_dev *dev, u64 chunk,
+			      const u8 *addr, int err, bool refetch)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = dev_event_start(SNAPBLK_EVENT_CHUNK_ERROR, dev, &hdr);
+	if (!msg)
+		return;
+	if (nla_put_u64_64bit(msg, SNAPBLK_ATTR_CHUNK, chunk,
+			      SNAPBLK_ATTR_PAD) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_ERROR, err) ||
+	    nla_put(msg, SNAPBLK_ATTR_ADDR, SNAPBLK_ADDR_LEN, addr) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_REFETCH, refetch)) {
+		nlmsg_free(msg);
+		return;
+	}
+	genlmsg_end(msg, hdr);
+	multicast(msg);
 }
 
 /* Multicast a clone: sent after the RNG was reseeded for it. */

@@ -31,8 +31,10 @@ struct snapblk_dev;
  * copying out of it, and the fetch path delivering into it, hold one each.
  * Every field but the immutable addr/key/chunk_size is protected by
  * snapblk_cache_lock, except pages/nr_pages, which belong to the fetch
- * path until the chunk is VALID and are immutable after.  The key is
- * wiped when the chunk is freed.
+ * path until the chunk is VALID and are immutable after (the fetch path
+ * owns them while it holds the chunk off every fetch list: between
+ * claiming an answer and completing or re-queuing the chunk).  The key
+ * is wiped when the chunk is freed.
  */
 struct snapblk_chunk {
 	struct hlist_node hnode;	/* in the cache hash, while hashed */
@@ -50,7 +52,8 @@ struct snapblk_chunk {
 	struct page **pages;		/* VALID: plaintext */
 	/* FETCHING only: */
 	u64 id;				/* request id shown to the daemon */
-	unsigned long deadline;		/* jiffies; fails waiters after it */
+	u64 deadline_ns;		/* ktime_get_ns(); fails waiters after */
+	bool refetch;			/* queued again after a bad answer */
 	struct snapblk_fetcher *owner;	/* NULL while queued */
 	u32 dev_index;			/* first requester, for the daemon */
 	u64 chunk;
@@ -87,11 +90,17 @@ struct snapblk_rq {
 
 /*
  * A mapped image.  Lifetime: created by SNAPBLK_CMD_CREATE, on
- * snapblk_devs until SNAPBLK_CMD_REMOVE or module unload, freed after its
- * disk is deleted.  The table and geometry are immutable after creation.
+ * snapblk_devs until SNAPBLK_CMD_REMOVE or module unload; freed when the
+ * last reference goes.  snapblk_devs holds one, dropped after the disk is
+ * deleted; an event about the device being sent outside the cache lock
+ * holds another (taken under the lock while a request of the device waits
+ * for a fetch, which proves it alive: removal takes its requests off under
+ * that lock, then waits for them).  The table and geometry are immutable
+ * after creation.
  */
 struct snapblk_dev {
 	struct list_head list;		/* on snapblk_devs, under its mutex */
+	refcount_t ref;
 	char name[SNAPBLK_NAME_LEN];
 	int index;			/* N of /dev/snapblkN */
 	u64 image_size;
@@ -116,8 +125,22 @@ struct snapblk_dev {
 	unsigned int open_count;
 	bool removing;			/* opens fail, new reads get EIO */
 	/* Counters (SNAPBLK_STAT_*): */
-	atomic64_t hits, misses, bytes_fetched, fetch_errors;
+	atomic64_t hits, misses, bytes_fetched, fetch_errors, refetches;
 };
+
+/*
+ * A device among a chunk's waiters, with a reference, and the chunk index
+ * its request reads: what a chunk-error event names.  Events about one
+ * fetch go to at most SNAPBLK_EVENT_DEVS devices (distinct ones; more
+ * devices than that waiting for one chunk at once is not a case worth a
+ * dynamic allocation under the cache lock).
+ */
+struct snapblk_dev_chunk {
+	struct snapblk_dev *dev;
+	u64 chunk;
+};
+
+#define SNAPBLK_EVENT_DEVS	8
 
 /* dev.c */
 extern struct mutex snapblk_devs_mutex;
@@ -131,9 +154,10 @@ struct snapblk_dev_params {
 	u32 fetch_timeout_ms;
 };
 
-struct snapblk_dev *snapblk_dev_create(const struct snapblk_dev_params *p);
+int snapblk_dev_create(const struct snapblk_dev_params *p);
 int snapblk_dev_remove(const char *name);
 struct snapblk_dev *snapblk_dev_find(const char *name);	/* devs mutex held */
+void snapblk_dev_put(struct snapblk_dev *dev);
 /* Longest fetch_timeout_ms accepted: one hour. */
 #define SNAPBLK_FETCH_TIMEOUT_MS_MAX	3600000U
 int snapblk_dev_init(void);
@@ -147,6 +171,8 @@ struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
 void snapblk_chunk_put(struct snapblk_chunk *c);
 void snapblk_chunk_free_pages(struct snapblk_chunk *c);
 void snapblk_cache_complete(struct snapblk_chunk *c, int err);
+int __snapblk_cache_waiting_devs(struct snapblk_chunk *c,
+				 struct snapblk_dev_chunk *out);	/* locked */
 void snapblk_cache_cancel_dev(struct snapblk_dev *dev);
 int snapblk_chunk_copy_to_rq(struct snapblk_chunk *c, struct snapblk_rq *cmd);
 bool snapblk_cache_timeout_rq(struct snapblk_rq *cmd);
@@ -165,7 +191,9 @@ void snapblk_fetch_exit(void);
 /* genl.c */
 int snapblk_genl_init(void);
 void snapblk_genl_exit(void);
-void snapblk_genl_event(u8 cmd, struct snapblk_dev *dev, u64 chunk, int err);
+void snapblk_genl_dev_event(u8 cmd, struct snapblk_dev *dev);
+void snapblk_genl_chunk_error(struct snapblk_dev *dev, u64 chunk,
+			      const u8 *addr, int err, bool refetch);
 void snapblk_genl_clone_event(u64 generation, u32 source, u32 reseed);
 
 /* clone.c: the generation state (see there for the ordering) */

@@ -16,8 +16,12 @@
  * right, is read without pause, so that new misses keep arriving while
  * other fetches wait for their deadline.
  *
- * Every read of the device returns exactly the image's bytes or fails
- * with EIO: never wrong bytes, never a hang (a watchdog fails a read
+ * Every request record carries SNAPBLK_FETCH_F_DEADLINE and a deadline
+ * no later than fetch_timeout_ms from now; a bad answer (wrong length or
+ * bytes) taken by the kernel is followed by at most one re-fetch of that
+ * address, flagged SNAPBLK_FETCH_F_REFETCH, with the bad answer's
+ * deadline.  Every read of the device returns exactly the image's bytes
+ * or fails with EIO: never wrong bytes, never a hang (a watchdog fails a read
  * still waiting 3 * fetch_timeout_ms + 5 s after it began).  Every
  * answer the kernel must refuse is refused (ENOENT for a wrong, second,
  * late or foreign id; EINVAL for a malformed record; EFAULT), and every
@@ -118,6 +122,7 @@ enum {
 	R_ONE,			/* a buffer of exactly one request */
 	R_EFAULT_BUF,		/* an inaccessible buffer: EFAULT */
 	R_REQUEUED,		/* an id seen again after a close or a fault */
+	R_REFETCH,		/* a re-fetch after a bad answer */
 	NR_RCASES
 };
 
@@ -125,6 +130,7 @@ static const char *const rcase_names[NR_RCASES] = {
 	"read() buffer smaller than a request", "read() buffer of 1.5 requests",
 	"read() buffer of one request", "read() into inaccessible memory",
 	"request seen again after close or fault",
+	"re-fetch request after a bad answer",
 };
 
 struct held {
@@ -163,6 +169,8 @@ struct storm {
 	/* per chunk: the last thing done to a request for it */
 	pthread_mutex_t lock;
 	struct { int action; double t; uint64_t id; } last[NCHUNKS];
+	/* per address (first chunk with it): the last bad answer taken */
+	struct { uint64_t id, deadline_ns; bool valid; } bad[NCHUNKS];
 	/* violations */
 	atomic_uint_fast64_t violations;
 	/* readers */
@@ -263,6 +271,53 @@ static void expect_write(struct storm *s, ssize_t ret, size_t len, int want,
 		  action_names[a], (unsigned long long)id, sb_now() - seen,
 		  err ? strerror(err) : "success",
 		  want ? strerror(want) : "success");
+}
+
+/* A bad answer to @r was taken (@ret): a re-fetch may follow. */
+static void note_bad(struct storm *s, const struct snapblk_fetch_req *r,
+		     ssize_t ret)
+{
+	int c = sb_image_find(s->img, r->addr);
+
+	if (ret < 0 || c < 0)
+		return;
+	s->bad[c].id = r->id;
+	s->bad[c].deadline_ns = r->deadline_ns;
+	s->bad[c].valid = true;
+}
+
+/*
+ * Check what the kernel says of a request: the deadline flag and a
+ * deadline at most fetch_timeout_ms away; a re-fetch only after a bad
+ * answer for that address, with that answer's deadline, under a new id.
+ */
+static void check_request(struct storm *s, const struct snapblk_fetch_req *r)
+{
+	uint64_t now = sb_now_ns();
+	int c;
+
+	if (!(r->flags & SNAPBLK_FETCH_F_DEADLINE) ||
+	    r->flags & ~(SNAPBLK_FETCH_F_DEADLINE | SNAPBLK_FETCH_F_REFETCH))
+		violation(s, "request %llu: flags %#x",
+			  (unsigned long long)r->id, r->flags);
+	if (r->deadline_ns > now + (TIMEOUT_MS + 100) * 1000000ULL)
+		violation(s, "request %llu: deadline %.3f s away, fetch_timeout_ms %d",
+			  (unsigned long long)r->id,
+			  ((double)r->deadline_ns - now) / 1e9, TIMEOUT_MS);
+	if (!(r->flags & SNAPBLK_FETCH_F_REFETCH))
+		return;
+	s->rcases[R_REFETCH]++;
+	c = sb_image_find(s->img, r->addr);
+	if (r->dev_index == s->steady_index || c < 0 || !s->bad[c].valid)
+		violation(s, "request %llu: a re-fetch without a bad answer",
+			  (unsigned long long)r->id);
+	else if (r->deadline_ns != s->bad[c].deadline_ns ||
+		 r->id == s->bad[c].id)
+		violation(s, "re-fetch %llu (deadline %llu) after the bad answer to %llu (deadline %llu)",
+			  (unsigned long long)r->id,
+			  (unsigned long long)r->deadline_ns,
+			  (unsigned long long)s->bad[c].id,
+			  (unsigned long long)s->bad[c].deadline_ns);
 }
 
 static const uint8_t *right_ct(struct storm *s,
@@ -390,24 +445,29 @@ static void handle(struct storm *s, const struct snapblk_fetch_req *r,
 		len = sb_rng_below(&s->rng, cs);
 		ret = answer_iov(s->fd, r->id, 0, NULL, ct, len);
 		expect_write(s, ret, RESP + len, 0, true, a, r->id, seen);
+		note_bad(s, r, ret);
 		return;
 	case A_LONG:
 		memcpy(s->junk, ct, cs);
 		len = cs + 1 + sb_rng_below(&s->rng, cs);
 		ret = answer_iov(s->fd, r->id, 0, NULL, s->junk, len);
 		expect_write(s, ret, RESP + len, 0, true, a, r->id, seen);
+		note_bad(s, r, ret);
 		return;
 	case A_EMPTY:
 		ret = answer_iov(s->fd, r->id, 0, NULL, NULL, 0);
 		expect_write(s, ret, RESP, 0, true, a, r->id, seen);
+		note_bad(s, r, ret);
 		return;
 	case A_RANDOM:
 	case A_BAD_THEN_RIGHT:
 		sb_rng_fill(&s->rng, s->junk, cs);
 		ret = answer_iov(s->fd, r->id, 0, NULL, s->junk, cs);
 		expect_write(s, ret, RESP + cs, 0, true, a, r->id, seen);
+		note_bad(s, r, ret);
 		if (a == A_RANDOM)
 			return;
+		/* The id was answered: the re-fetch, if any, has a new one. */
 		ret = answer_iov(s->fd, r->id, 0, NULL, ct, cs);
 		expect_write(s, ret, RESP + cs, ENOENT, false, a, r->id, seen);
 		return;
@@ -420,6 +480,7 @@ static void handle(struct storm *s, const struct snapblk_fetch_req *r,
 		ret = answer_iov(s->fd, r->id, 0, NULL,
 				 sb_image_ct(s->img, other), cs);
 		expect_write(s, ret, RESP + cs, 0, true, a, r->id, seen);
+		note_bad(s, r, ret);
 		return;
 	case A_ERROR:
 		ret = answer_iov(s->fd, r->id,
@@ -524,6 +585,7 @@ static void run_held(struct storm *s)
 static void read_requests(struct storm *s)
 {
 	struct snapblk_fetch_req reqs[16];
+	const struct snapblk_fetch_req *r;
 	size_t len = sizeof(reqs);
 	int kind = s->correct_only ? 99 : (int)sb_rng_below(&s->rng, 40);
 	ssize_t n, i;
@@ -563,12 +625,17 @@ static void read_requests(struct storm *s)
 	if (n % REQ || (size_t)n > len)
 		violation(s, "read() of %zu bytes returned %zd: not whole requests",
 			  len, n);
-	for (i = 0; i < n / REQ; i++) {
-		const struct snapblk_fetch_req *r = &reqs[i];
+	/* Records lie end to end, each r->len long (this module's: REQ). */
+	for (i = 0; i + REQ <= n; i += r->len) {
 		double seen;
 
-		if (r->len != REQ)
+		r = (const void *)((const char *)reqs + i);
+
+		if (r->len != REQ) {
 			violation(s, "request of length %u", r->len);
+			break;
+		}
+		check_request(s, r);
 		seen = first_seen(s, r->id, &again);
 		if (again)
 			s->rcases[R_REQUEUED]++;
@@ -808,69 +875,6 @@ FIXTURE_TEARDOWN(hostile)
 	sb_unload("snapblk");
 }
 
-/* Read chunk @chunk of the device in a thread. */
-struct one_read {
-	const char *path;
-	uint64_t chunk;
-	pthread_t thread;
-	ssize_t ret;
-	int err;
-	double took;
-	uint8_t *buf;
-};
-
-static void *one_read_main(void *arg)
-{
-	struct one_read *o = arg;
-	int fd = open(o->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	double t0 = sb_now();
-
-	o->ret = fd < 0 ? -1 : pread(fd, o->buf, CHUNK, o->chunk * CHUNK);
-	o->err = o->ret < 0 ? errno : 0;
-	o->took = sb_now() - t0;
-	if (fd >= 0)
-		close(fd);
-	return NULL;
-}
-
-static int start_read(struct one_read *o, const char *path, uint64_t chunk)
-{
-	memset(o, 0, sizeof(*o));
-	o->path = path;
-	o->chunk = chunk;
-	if (posix_memalign((void **)&o->buf, 4096, CHUNK))
-		return -ENOMEM;
-	return -pthread_create(&o->thread, NULL, one_read_main, o);
-}
-
-/* 0: the read got the chunk right; else its errno (EBADMSG: wrong bytes). */
-static int end_read(struct one_read *o, const struct sb_image *img)
-{
-	int ret;
-
-	pthread_join(o->thread, NULL);
-	if (o->ret == CHUNK)
-		ret = sb_image_diff(img, o->chunk * CHUNK, o->buf, CHUNK) < 0 ?
-		      0 : EBADMSG;
-	else
-		ret = o->ret < 0 ? o->err : EIO;
-	free(o->buf);
-	return ret;
-}
-
-/* Wait for one request, up to 5 s. */
-static int next_request(int fd, struct snapblk_fetch_req *r)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	double end = sb_now() + 5;
-
-	while (sb_now() < end) {
-		if (poll(&p, 1, 50) > 0 && read(fd, r, REQ) == REQ)
-			return 0;
-	}
-	return -ETIMEDOUT;
-}
-
 static ssize_t answer(int fd, const struct snapblk_fetch_req *r,
 		      const struct sb_image *img)
 {
@@ -881,8 +885,9 @@ static ssize_t answer(int fd, const struct snapblk_fetch_req *r,
 
 /*
  * The protocol case by case, on one request at a time: what the kernel
- * must refuse leaves the request claimed and answerable; a bad chunk
- * fails its read with EIO, and the next read of it fetches again; a
+ * must refuse leaves the request claimed and answerable; a bad chunk is
+ * fetched once more, a second bad one fails its read with EIO, and the
+ * next read of it fetches again; a
  * closed file's requests come back with the same id; an answer after the
  * deadline is refused and the read failed with EIO in time.
  */
@@ -892,7 +897,7 @@ TEST_F_TIMEOUT(hostile, answers_are_matched_to_requests, 120)
 	struct snapblk_fetch_resp hdr = { .len = RESP + 1 };
 	char path[64];
 	uint8_t *noaccess;
-	struct one_read o;
+	struct sb_chunk_read o;
 	int fd, other;
 
 	snprintf(path, sizeof(path), "/dev/snapblk%u", self->dev.index);
@@ -905,8 +910,8 @@ TEST_F_TIMEOUT(hostile, answers_are_matched_to_requests, 120)
 	ASSERT_GE(other, 0);
 
 	/* Refused answers leave the request claimed; then the right one. */
-	ASSERT_EQ(0, start_read(&o, path, 0));
-	ASSERT_EQ(0, next_request(fd, &r));
+	ASSERT_EQ(0, sb_chunk_read_start(&o, path, 0, CHUNK));
+	ASSERT_EQ(0, sb_next_request(fd, &r, 5000));
 	EXPECT_EQ(0, r.chunk);
 	EXPECT_EQ(-1, read(fd, &r2, REQ - 1));
 	EXPECT_EQ(EINVAL, errno);
@@ -928,38 +933,52 @@ TEST_F_TIMEOUT(hostile, answers_are_matched_to_requests, 120)
 	EXPECT_EQ(-1, sb_fetch_answer(fd, r.id, 0, noaccess, CHUNK));
 	EXPECT_EQ(EFAULT, errno);
 	EXPECT_EQ(RESP + CHUNK, answer(fd, &r, &self->img));
-	EXPECT_EQ(0, end_read(&o, &self->img));
+	EXPECT_EQ(0, sb_chunk_read_end(&o, &self->img, o.chunk));
 	EXPECT_EQ(-1, answer(fd, &r, &self->img));	/* a second answer */
 	EXPECT_EQ(ENOENT, errno);
 
-	/* A bad chunk fails its read; reading it again fetches it again. */
-	ASSERT_EQ(0, start_read(&o, path, 2));
-	ASSERT_EQ(0, next_request(fd, &r));
+	/*
+	 * A bad chunk is fetched once more (a new id, F_REFETCH, the same
+	 * deadline); a second bad one fails its read; reading it again
+	 * fetches it again, afresh.
+	 */
+	ASSERT_EQ(0, sb_chunk_read_start(&o, path, 2, CHUNK));
+	ASSERT_EQ(0, sb_next_request(fd, &r, 5000));
 	EXPECT_EQ(RESP + CHUNK, sb_fetch_answer(fd, r.id, 0,
 					       sb_image_ct(&self->img, 3),
 					       CHUNK));
-	EXPECT_EQ(EIO, end_read(&o, &self->img));
-	ASSERT_EQ(0, start_read(&o, path, 2));
-	ASSERT_EQ(0, next_request(fd, &r2));
+	ASSERT_EQ(0, sb_next_request(fd, &r2, 5000));
 	EXPECT_NE(r.id, r2.id);
+	EXPECT_EQ(SNAPBLK_FETCH_F_DEADLINE | SNAPBLK_FETCH_F_REFETCH,
+		  r2.flags);
+	EXPECT_EQ(r.deadline_ns, r2.deadline_ns);
+	EXPECT_EQ(0, memcmp(r.addr, r2.addr, SNAPBLK_ADDR_LEN));
+	EXPECT_EQ(RESP + CHUNK, sb_fetch_answer(fd, r2.id, 0,
+					       sb_image_ct(&self->img, 3),
+					       CHUNK));
+	EXPECT_EQ(EIO, sb_chunk_read_end(&o, &self->img, o.chunk));
+	ASSERT_EQ(0, sb_chunk_read_start(&o, path, 2, CHUNK));
+	ASSERT_EQ(0, sb_next_request(fd, &r2, 5000));
+	EXPECT_NE(r.id, r2.id);
+	EXPECT_EQ(SNAPBLK_FETCH_F_DEADLINE, r2.flags);
 	EXPECT_EQ(RESP + CHUNK, answer(fd, &r2, &self->img));
-	EXPECT_EQ(0, end_read(&o, &self->img));
+	EXPECT_EQ(0, sb_chunk_read_end(&o, &self->img, o.chunk));
 
 	/* A closed file's requests come back, same id, to the next reader. */
-	ASSERT_EQ(0, start_read(&o, path, 4));
-	ASSERT_EQ(0, next_request(fd, &r));
+	ASSERT_EQ(0, sb_chunk_read_start(&o, path, 4, CHUNK));
+	ASSERT_EQ(0, sb_next_request(fd, &r, 5000));
 	close(fd);
 	fd = open("/dev/snapblk-fetch", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, next_request(other, &r2));
+	ASSERT_EQ(0, sb_next_request(other, &r2, 5000));
 	EXPECT_EQ(r.id, r2.id);
 	EXPECT_EQ(RESP + CHUNK, answer(other, &r2, &self->img));
-	EXPECT_EQ(0, end_read(&o, &self->img));
+	EXPECT_EQ(0, sb_chunk_read_end(&o, &self->img, o.chunk));
 
 	/* No answer: EIO by the deadline; the late answer is refused. */
-	ASSERT_EQ(0, start_read(&o, path, 5));
-	ASSERT_EQ(0, next_request(fd, &r));
-	EXPECT_EQ(EIO, end_read(&o, &self->img));
+	ASSERT_EQ(0, sb_chunk_read_start(&o, path, 5, CHUNK));
+	ASSERT_EQ(0, sb_next_request(fd, &r, 5000));
+	EXPECT_EQ(EIO, sb_chunk_read_end(&o, &self->img, o.chunk));
 	ksft_print_msg("an unanswered read failed after %.2f s (fetch_timeout_ms %d)\n",
 		       o.took, TIMEOUT_MS);
 	EXPECT_LT(o.took, TIMEOUT_MS / 1000.0 + 1.5);
@@ -1103,12 +1122,16 @@ TEST_F_TIMEOUT(hostile, storm, 3600)
 	}
 	EXPECT_EQ(0, (uint64_t)s->late_direct);
 	ASSERT_EQ(0, sb_nl_status(&self->nl, "hostile", &d));
-	ksft_print_msg("device: %llu fetch errors, %llu bytes fetched, %llu in flight\n",
+	ksft_print_msg("device: %llu fetch errors, %llu refetches, %llu bytes fetched, %llu in flight\n",
 		       (unsigned long long)(d.stats[SNAPBLK_STAT_FETCH_ERRORS] -
 					    fetch_errors0),
+		       (unsigned long long)d.stats[SNAPBLK_STAT_REFETCHES],
 		       (unsigned long long)d.stats[SNAPBLK_STAT_BYTES_FETCHED],
 		       (unsigned long long)d.stats[SNAPBLK_STAT_INFLIGHT]);
 	EXPECT_EQ(0, d.stats[SNAPBLK_STAT_INFLIGHT]);
+	/* Bad answers were fetched again, each flagged to the daemon. */
+	EXPECT_GT(d.stats[SNAPBLK_STAT_REFETCHES], 0);
+	EXPECT_GT(s->rcases[R_REFETCH], 0);
 
 	/* Now the whole device reads back right, direct and buffered. */
 	ASSERT_EQ(0, posix_memalign((void **)&buf, 4096, self->img.size));

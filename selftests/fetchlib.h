@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Test images and an in-test fetch daemon for the snapblk selftests that
- * serve /dev/snapblk-fetch themselves (genl_fuzz, fetch_hostile).
+ * serve /dev/snapblk-fetch themselves (genl_fuzz, fetch_hostile,
+ * fetch_refetch), and reads of one chunk in a thread.
  *
  * An image is random plaintext chunks, each sealed the way
  * Documentation/format.md says (user/lib/chunk.c: key = HMAC-SHA256(secret,
@@ -18,6 +19,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -94,6 +96,15 @@ static inline double sb_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CLOCK_MONOTONIC in ns: the clock of snapblk_fetch_req.deadline_ns. */
+static inline uint64_t sb_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 struct sb_image {
@@ -232,6 +243,89 @@ static inline ssize_t sb_fetch_answer(int fd, uint64_t id, uint32_t error,
 	};
 
 	return writev(fd, iov, data ? 2 : 1);
+}
+
+/*
+ * Wait up to @ms for one request and read it (a buffer of one record):
+ * 0, or -ETIMEDOUT.
+ */
+static inline int sb_next_request(int fd, struct snapblk_fetch_req *r,
+				  int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	double end = sb_now() + ms / 1000.0;
+
+	while (sb_now() < end)
+		if (poll(&p, 1, 20) > 0 &&
+		    read(fd, r, sizeof(*r)) == (ssize_t)sizeof(*r))
+			return 0;
+	return -ETIMEDOUT;
+}
+
+/* One O_DIRECT read of a whole chunk of a device, in a thread. */
+struct sb_chunk_read {
+	char path[64];		/* the device */
+	uint64_t chunk;		/* chunk index in the device */
+	uint32_t chunk_size;
+	pthread_t thread;
+	volatile int done;	/* pread() returned */
+	ssize_t ret;		/* what it returned */
+	int err;		/* its errno */
+	double took;		/* seconds */
+	uint64_t end_ns;	/* sb_now_ns() when it returned */
+	uint8_t *buf;
+};
+
+static inline void *sb_chunk_read_main(void *arg)
+{
+	struct sb_chunk_read *o = arg;
+	int fd = open(o->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	double t0 = sb_now();
+
+	o->ret = fd < 0 ? -1 : pread(fd, o->buf, o->chunk_size,
+				     o->chunk * o->chunk_size);
+	o->err = o->ret < 0 ? errno : 0;
+	o->took = sb_now() - t0;
+	o->end_ns = sb_now_ns();
+	if (fd >= 0)
+		close(fd);
+	o->done = 1;
+	return NULL;
+}
+
+/* Start reading chunk @chunk of @path: 0 or -errno. */
+static inline int sb_chunk_read_start(struct sb_chunk_read *o,
+				      const char *path, uint64_t chunk,
+				      uint32_t chunk_size)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->path, sizeof(o->path), "%s", path);
+	o->chunk = chunk;
+	o->chunk_size = chunk_size;
+	if (posix_memalign((void **)&o->buf, 4096, chunk_size))
+		return -ENOMEM;
+	return -pthread_create(&o->thread, NULL, sb_chunk_read_main, o);
+}
+
+/*
+ * Wait for the read: 0 when it returned chunk @img_chunk of @img byte for
+ * byte; EBADMSG for wrong bytes; else its errno (EIO for a short read).
+ */
+static inline int sb_chunk_read_end(struct sb_chunk_read *o,
+				    const struct sb_image *img,
+				    uint64_t img_chunk)
+{
+	int ret;
+
+	pthread_join(o->thread, NULL);
+	if (o->ret == (ssize_t)o->chunk_size)
+		ret = sb_image_diff(img, img_chunk * o->chunk_size, o->buf,
+				    o->chunk_size) < 0 ? 0 : EBADMSG;
+	else
+		ret = o->ret < 0 ? o->err : EIO;
+	free(o->buf);
+	o->buf = NULL;
+	return ret;
 }
 
 /*

@@ -503,6 +503,9 @@ static void mutate(struct fuzzer *f, struct msg *m)
 		case SNAPBLK_ATTR_GENERATION_ID:
 			put_random(f, m, type, SNAPBLK_GENERATION_ID_LEN);
 			break;
+		case SNAPBLK_ATTR_ADDR:
+			put_random(f, m, type, SNAPBLK_ADDR_LEN);
+			break;
 		case SNAPBLK_ATTR_STATS:
 		case SNAPBLK_ATTR_CLONE_STATS:
 			put_nest(f, m, type | NLA_F_NESTED);
@@ -532,7 +535,10 @@ static void mutate(struct fuzzer *f, struct msg *m)
 		}
 		break;
 	case 9:		/* attributes only the kernel sends */
-		put_u64(f, m, SNAPBLK_ATTR_STATS + pick(f, 4), 0);
+		if (chance(f, 20))
+			put_u32(f, m, SNAPBLK_ATTR_REFETCH, pick(f, 2));
+		else
+			put_u64(f, m, SNAPBLK_ATTR_STATS + pick(f, 4), 0);
 		break;
 	case 10:	/* shuffle */
 		if (m->nattrs > 1) {

@@ -80,7 +80,13 @@
  *     SNAPBLK_EVENT_DEVICE_ADDED, SNAPBLK_EVENT_DEVICE_REMOVED: a device
  *       message without stats;
  *     SNAPBLK_EVENT_CHUNK_ERROR: SNAPBLK_ATTR_NAME, SNAPBLK_ATTR_CHUNK
- *       (u64 chunk index), SNAPBLK_ATTR_ERROR (u32 positive errno);
+ *       (u64 chunk index), SNAPBLK_ATTR_ERROR (u32 positive errno),
+ *       SNAPBLK_ATTR_ADDR (binary, SNAPBLK_ADDR_LEN: the chunk's content
+ *       address, API version 3) and SNAPBLK_ATTR_REFETCH (u32, API
+ *       version 3): 1 when the answer failed verification and the
+ *       kernel queued the fetch once more (with SNAPBLK_FETCH_F_REFETCH),
+ *       the reads still waiting; 0 when the reads that needed the chunk
+ *       failed with EIO;
  *     SNAPBLK_EVENT_CLONE: SNAPBLK_ATTR_GENERATION (u64),
  *       SNAPBLK_ATTR_CLONE_SOURCE (u32), SNAPBLK_ATTR_RESEED (u32,
  *       SNAPBLK_RESEED_*).  Sent after the RNG was reseeded.  The
@@ -100,8 +106,13 @@
  * SNAPBLK_CMD_GET_INFO so that tools can tell an old module from a new
  * one without parsing version strings.  Bumped whenever a command,
  * attribute or structure is added.
+ *
+ * 3: struct snapblk_fetch_req grew to 72 bytes (flags, deadline_ns),
+ *    SNAPBLK_FETCH_F_*, the re-fetch after a bad answer,
+ *    SNAPBLK_ATTR_ADDR and SNAPBLK_ATTR_REFETCH in chunk-error events,
+ *    SNAPBLK_STAT_REFETCHES.
  */
-#define SNAPBLK_API_VERSION		2
+#define SNAPBLK_API_VERSION		3
 
 enum snapblk_cmd {
 	SNAPBLK_CMD_UNSPEC,
@@ -142,6 +153,8 @@ enum snapblk_attr {
 	SNAPBLK_ATTR_CLONE_SOURCES,	/* u32, bitmask of 1 << source */
 	SNAPBLK_ATTR_RESEED,		/* u32, SNAPBLK_RESEED_* */
 	SNAPBLK_ATTR_CLONE_STATS,	/* nest of SNAPBLK_CLONE_STAT_* (u64) */
+	SNAPBLK_ATTR_ADDR,		/* binary, SNAPBLK_ADDR_LEN; API 3 */
+	SNAPBLK_ATTR_REFETCH,		/* u32, 0 or 1; API 3 */
 
 	__SNAPBLK_ATTR_MAX,
 };
@@ -160,6 +173,7 @@ enum snapblk_stat {
 	SNAPBLK_STAT_FETCH_ERRORS,	/* bad, failed or timed-out fetches */
 	SNAPBLK_STAT_INFLIGHT,		/* fetches queued or in progress */
 	SNAPBLK_STAT_PAD,		/* alignment padding for u64 */
+	SNAPBLK_STAT_REFETCHES,		/* bad answers fetched again; API 3 */
 
 	__SNAPBLK_STAT_MAX,
 };
@@ -300,30 +314,77 @@ struct snapblk_chunk_entry {
  * The kernel asks a fetch daemon (snapblkd) for chunk ciphertext through
  * the misc character device /dev/snapblk-fetch (root only).
  *
- * read() returns whole struct snapblk_fetch_req records, as many as fit in
- * the buffer (at least one; EINVAL if the buffer is smaller than one);
+ * read() returns whole request records laid end to end, as many as fit
+ * in the buffer (at least one; EINVAL if the buffer is smaller than one);
  * it blocks until a request is pending, or returns EAGAIN with O_NONBLOCK.
+ * Each record is a struct snapblk_fetch_req whose first field, @len, is
+ * the size of that record: a daemon steps from one record to the next by
+ * @len, accepts any @len >= the size of the structure it was built with
+ * and ignores the bytes it does not know (a newer module appends fields).
+ * Records only grow, at their end; a record shorter than the daemon's
+ * structure comes from an older module the daemon cannot serve.  This
+ * module's records are sizeof(struct snapblk_fetch_req), 72 bytes
+ * (SNAPBLK_API_VERSION 3; 64 bytes before, with a reserved field in
+ * place of @flags and no @deadline_ns).  A daemon built before API
+ * version 3 required exactly 64 and does not work with this module.
+ *
  * poll() reports POLLIN while a request is pending.  A request read by a
  * daemon belongs to that open file until answered; when the file is closed
  * (the daemon exits or dies) its unanswered requests go back to the queue
- * for the next reader.
+ * for the next reader, with the same id.
  *
  * write() answers one request: a struct snapblk_fetch_resp, then, when
  * error is 0, exactly chunk_size bytes of ciphertext as stored (the
- * kernel hashes and decrypts it; a bad chunk fails the reads that need
- * it, never the write).  The write returns its full length once the
- * request is accepted, ENOENT for an unknown or already answered id,
- * EINVAL for a malformed record.  error > 0 (a positive errno, e.g. ENOENT
- * for a chunk missing from the store) fails the waiting reads with EIO.
+ * kernel checks the length and the SHA-256 against the address before it
+ * decrypts; a bad answer never fails the write).  The write returns its
+ * full length once the request is accepted, ENOENT for an unknown or
+ * already answered id, EINVAL for a malformed record.  error > 0 (a
+ * positive errno, e.g. ENOENT for a chunk missing from the store) fails
+ * the waiting reads with EIO.
+ *
+ * An answer that fails the kernel's checks (the wrong length, or bytes
+ * whose SHA-256 is not the address) does not fail the reads the first
+ * time: the kernel raises a chunk-error event (SNAPBLK_ATTR_REFETCH 1)
+ * and queues the fetch once more, under a new id, with
+ * SNAPBLK_FETCH_F_REFETCH set and the same @deadline_ns.  A second bad
+ * answer to that fetch fails the waiting reads with EIO (and raises an
+ * event with SNAPBLK_ATTR_REFETCH 0).
  */
+
+/*
+ * struct snapblk_fetch_req.flags.
+ *
+ * SNAPBLK_FETCH_F_DEADLINE: @deadline_ns is valid.  The kernel fails the
+ *   fetch (its reads get EIO, a late answer gets ENOENT) once
+ *   CLOCK_MONOTONIC (clock_gettime(), the kernel's ktime_get_ns()) passes
+ *   @deadline_ns, not before it and normally within 250 ms after it (the
+ *   period of the kernel's deadline scan).  It is the device's
+ *   fetch_timeout_ms after the chunk was first missed (when
+ *   several devices wait for one chunk, that of the device that missed
+ *   it first: the deadline the kernel enforces).  A daemon need not work
+ *   on a request past it.  This module always sets it.
+ *
+ * SNAPBLK_FETCH_F_REFETCH: an earlier answer for this fetch failed
+ *   verification.  The copy the daemon had may be bad (a corrupted disk
+ *   cache file): fetch from the store, not from a cache, and replace the
+ *   cached copy.  The kernel fetches a chunk at most twice per miss.
+ *
+ * Bits not defined here are 0 from this module; a daemon ignores those it
+ * does not know.
+ */
+#define SNAPBLK_FETCH_F_DEADLINE	(1U << 0)
+#define SNAPBLK_FETCH_F_REFETCH		(1U << 1)
+
+/* One request: 72 bytes, no implicit padding. */
 struct snapblk_fetch_req {
-	__u32	len;		/* sizeof(struct snapblk_fetch_req) */
+	__u32	len;		/* size of this record: step by it */
 	__u32	chunk_size;	/* bytes of ciphertext to deliver */
 	__u64	id;		/* echo in the answer */
 	__u8	addr[SNAPBLK_ADDR_LEN];	/* content address to fetch */
 	__u32	dev_index;	/* /dev/snapblkN, for logs */
-	__u32	__reserved;
+	__u32	flags;		/* SNAPBLK_FETCH_F_*; API 3 (was reserved) */
 	__u64	chunk;		/* chunk index in that device, for logs */
+	__u64	deadline_ns;	/* CLOCK_MONOTONIC ns, F_DEADLINE; API 3 */
 };
 
 struct snapblk_fetch_resp {
