@@ -6,9 +6,11 @@
 #                       headers are installed, and the userspace tools
 #   make KVER=R         build the module for kernel release R only
 #   make KDIR=D         build the module against the kernel tree D only
-#   make demo           map an image lazily in the test VM and start Python
-#                       from it; shows how much was fetched
+#   make demo           in the test VM, start Python from an image served by
+#                       nginx over a shaped link, lazily and after a download
 #   make check          host tests + VM selftests on every kernel + checkpatch
+#   make check-s3       the S3 store tests alone (radosgw in a test VM)
+#   make bench-stores   snapblkd's throughput from nginx over a shaped link
 #   make check-debug    VM selftests and allocation-failure injection on a
 #                       KASAN/lockdep/kmemleak 6.12 kernel (built once,
 #                       cached in /var/cache/snapblk/debug-kernel/)
@@ -93,14 +95,15 @@ SELFTEST_HELPERS := $(patsubst selftests/helpers/%.c,$(B)/selftests-helpers/%,\
 HOSTTEST_C := $(wildcard user/tests/*/*.c)
 HOSTTEST_BINS := $(addprefix $(B)/tests/,$(basename $(notdir $(HOSTTEST_C))))
 
-.PHONY: all modules user selftests hosttests check check-debug demo vm \
+.PHONY: all modules user selftests hosttests check check-debug check-s3 \
+	bench-stores demo vm \
 	deps checkpatch clean help
 .DEFAULT_GOAL := all
 
 all: modules user selftests
 
 help:
-	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,20p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@$(TOP)/scripts/install-deps
@@ -167,6 +170,18 @@ check: all hosttests
 # builds the module and the tests for it itself.
 check-debug:
 	@$(TOP)/scripts/check-debug
+
+# The S3 store tests alone (make check runs them on the newest kernel):
+# radosgw on a one-node Ceph cluster in a test VM (selftests/s3/).
+check-s3: all selftests
+	@$(TOP)/selftests/run-vm $(if $(KVER),--kernel $(KVER)) --mem 2048 \
+		--timeout 1500 -- $(TOP)/selftests/run_tests selftests/s3/*.sh
+
+# Cold reads through snapblkd from nginx over a shaped link, 1 to 64
+# fetches in flight, and the disk-cache hit path (user/bench/bench-stores).
+bench-stores: all
+	@$(TOP)/selftests/run-vm $(if $(KVER),--kernel $(KVER)) --mem 2048 \
+		--timeout 1800 -- $(TOP)/user/bench/bench-stores
 
 # The main job end to end in the test VM (see scripts/demo).
 demo: all

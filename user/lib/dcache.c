@@ -9,6 +9,7 @@
  * with SipHash-2-4 under a random key (addresses come from manifests, so a
  * tenant could grind addresses that collide in an unkeyed table).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include "dcache.h"
+#include "file.h"
+#include "hex.h"
 
 #define NIL		UINT32_MAX
 #define NQ		4	/* queues indexed by enum sb_dcache_where */
@@ -288,27 +291,6 @@ static uint64_t held_bytes(const struct sb_dcache *c)
 
 /* ---- files ------------------------------------------------------------ */
 
-static void addr_hex(const uint8_t *addr, char hex[HEX_LEN + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < SNAPBLK_ADDR_LEN; i++) {
-		hex[2 * i] = digits[addr[i] >> 4];
-		hex[2 * i + 1] = digits[addr[i] & 15];
-	}
-	hex[HEX_LEN] = '\0';
-}
-
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;	/* upper case is not ours: format.md says lower */
-}
-
 /* A chunk file name in fan-out directory b: 64 lower-case hex digits. */
 static bool parse_name(const char *name, unsigned int b, uint8_t *addr)
 {
@@ -317,8 +299,12 @@ static bool parse_name(const char *name, unsigned int b, uint8_t *addr)
 	if (strlen(name) != HEX_LEN)
 		return false;
 	for (i = 0; i < SNAPBLK_ADDR_LEN; i++) {
-		hi = hexval(name[2 * i]);
-		lo = hexval(name[2 * i + 1]);
+		/* Lower case only: format.md's names, nothing else. */
+		if (isupper((unsigned char)name[2 * i]) ||
+		    isupper((unsigned char)name[2 * i + 1]))
+			return false;
+		hi = sb_hexval(name[2 * i]);
+		lo = sb_hexval(name[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		addr[i] = hi << 4 | lo;
@@ -343,25 +329,6 @@ static int fan_fd(struct sb_dcache *c, unsigned int b, bool create)
 		return -errno;
 	c->fan[b] = fd;
 	return fd;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= n;
-	}
-	return 0;
 }
 
 /* Bytes read (len unless the file is shorter), or -errno. */
@@ -406,7 +373,7 @@ static int write_tmpfile(struct sb_dcache *c, int fan, const char *name,
 			return -EOPNOTSUPP;
 		return -errno;
 	}
-	ret = write_all(fd, buf, len);
+	ret = sb_write_all(fd, buf, len);
 	if (ret)
 		goto out;
 	if (c->hook)
@@ -446,7 +413,7 @@ static int write_renamed(struct sb_dcache *c, int fan, const char *name,
 		    O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	ret = write_all(fd, buf, len);
+	ret = sb_write_all(fd, buf, len);
 	if (!ret && c->hook)
 		c->hook(c->hook_arg);
 	if (close(fd) < 0 && !ret)
@@ -482,7 +449,7 @@ static int unlink_chunk(struct sb_dcache *c, uint32_t i)
 	fan = fan_fd(c, addr[0], false);
 	if (fan < 0)
 		return fan == -ENOENT ? 0 : fan;
-	addr_hex(addr, hex);
+	sb_hex(addr, SNAPBLK_ADDR_LEN, hex);
 	if (unlinkat(fan, hex, 0) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
@@ -568,13 +535,13 @@ static int save_hot(struct sb_dcache *c)
 	memcpy(hdr, HOT_MAGIC, 8);
 	for (k = 0; k < 8; k++)
 		hdr[8 + k] = count >> (8 * k);
-	ret = write_all(fd, hdr, sizeof(hdr));
+	ret = sb_write_all(fd, hdr, sizeof(hdr));
 	for (i = c->q[SB_DCACHE_AM].head; !ret && i != NIL;
 	     i = c->ents[i].next) {
 		memcpy(buf + n * SNAPBLK_ADDR_LEN, c->ents[i].addr,
 		       SNAPBLK_ADDR_LEN);
 		if (++n == IO_ADDRS || c->ents[i].next == NIL) {
-			ret = write_all(fd, buf, n * SNAPBLK_ADDR_LEN);
+			ret = sb_write_all(fd, buf, n * SNAPBLK_ADDR_LEN);
 			n = 0;
 		}
 	}
@@ -997,7 +964,7 @@ int sb_dcache_get(struct sb_dcache *c, const uint8_t addr[SNAPBLK_ADDR_LEN],
 		return miss(c, i, false);
 	if (fan < 0)
 		goto error_keep;
-	addr_hex(addr, hex);
+	sb_hex(addr, SNAPBLK_ADDR_LEN, hex);
 	fd = open_chunk(c, fan, hex);
 	if (fd == -ENOENT)
 		return miss(c, i, false);
@@ -1072,7 +1039,7 @@ int sb_dcache_put(struct sb_dcache *c, const uint8_t addr[SNAPBLK_ADDR_LEN],
 		c->st.errors++;
 		return fan;
 	}
-	addr_hex(addr, hex);
+	sb_hex(addr, SNAPBLK_ADDR_LEN, hex);
 	ret = write_chunk(c, fan, hex, buf, len);
 	if (ret) {
 		c->st.errors++;

@@ -314,6 +314,7 @@ static const char *const stat_names[SNAPBLK_STAT_MAX + 1] = {
 	[SNAPBLK_STAT_BYTES_FETCHED] = "bytes_fetched",
 	[SNAPBLK_STAT_FETCH_ERRORS] = "fetch_errors",
 	[SNAPBLK_STAT_INFLIGHT] = "inflight",
+	[SNAPBLK_STAT_REFETCHES] = "refetches",
 };
 
 _Static_assert(SNAPBLK_STAT_MAX < 64, "stat_present is a u64 bit mask");
@@ -642,6 +643,16 @@ static int parse_event(struct nl_msg *msg, struct sb_event *ev)
 		    !tb[SNAPBLK_ATTR_CHUNK] || !tb[SNAPBLK_ATTR_ERROR] ||
 		    get_u64(tb[SNAPBLK_ATTR_CHUNK], &ev->chunk) ||
 		    get_u32(tb[SNAPBLK_ATTR_ERROR], &ev->error))
+			return -EPROTO;
+		if (tb[SNAPBLK_ATTR_ADDR]) {
+			if (nla_len(tb[SNAPBLK_ATTR_ADDR]) != SNAPBLK_ADDR_LEN)
+				return -EPROTO;
+			memcpy(ev->addr, nla_data(tb[SNAPBLK_ATTR_ADDR]),
+			       SNAPBLK_ADDR_LEN);
+			ev->has_addr = true;
+		}
+		if (tb[SNAPBLK_ATTR_REFETCH] &&
+		    get_u32(tb[SNAPBLK_ATTR_REFETCH], &ev->refetch))
 			return -EPROTO;
 		return 0;
 	case SNAPBLK_EVENT_CLONE:

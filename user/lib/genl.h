@@ -105,6 +105,10 @@ struct sb_event {
 	struct sb_dev dev;	/* name; the rest for device events */
 	uint64_t chunk;		/* CHUNK_ERROR: chunk index */
 	uint32_t error;		/* CHUNK_ERROR: positive errno */
+	bool has_addr;		/* CHUNK_ERROR: addr is set (API 3) */
+	uint8_t addr[SNAPBLK_ADDR_LEN];	/* CHUNK_ERROR: content address */
+	uint32_t refetch;	/* CHUNK_ERROR: 1 the kernel asks again, 0
+				 * the reads failed (API 3; else 0) */
 	uint64_t generation;	/* CLONE: the new generation */
 	uint32_t clone_source;	/* CLONE: SNAPBLK_CLONE_SOURCE_* */
 	uint32_t reseed;	/* CLONE: SNAPBLK_RESEED_* */

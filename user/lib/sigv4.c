@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "hex.h"
 #include "sigv4.h"
 
 #define ALGORITHM	"AWS4-HMAC-SHA256"
@@ -89,18 +90,6 @@ static void sbuf_add_nul(struct sbuf *b)
 	sbuf_add(b, "", 1);
 }
 
-static void hex_encode(const unsigned char *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 int sb_sigv4_sha256_hex(const void *data, size_t len, char hex[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -112,7 +101,7 @@ int sb_sigv4_sha256_hex(const void *data, size_t len, char hex[65])
 		ERR_clear_error();
 		return -EIO;
 	}
-	hex_encode(md, 32, hex);
+	sb_hex(md, 32, hex);
 	return 0;
 }
 
@@ -618,7 +607,7 @@ static int compute_signature(const struct signing *sg,
 	if (!ret)
 		ret = hmac(key, sizeof(key), sts.p, sts.len, mac);
 	if (!ret)
-		hex_encode(mac, sizeof(mac), sig);
+		sb_hex(mac, sizeof(mac), sig);
 out:
 	explicit_bzero(key, sizeof(key));
 	explicit_bzero(mac, sizeof(mac));

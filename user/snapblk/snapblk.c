@@ -547,6 +547,7 @@ static const char *const stat_labels[SNAPBLK_STAT_MAX + 1] = {
 	[SNAPBLK_STAT_BYTES_FETCHED] = "bytes fetched",
 	[SNAPBLK_STAT_FETCH_ERRORS] = "fetch errors",
 	[SNAPBLK_STAT_INFLIGHT] = "fetches in flight",
+	[SNAPBLK_STAT_REFETCHES] = "re-fetches",
 };
 
 static int cmd_info(int argc, char **argv)
@@ -633,6 +634,13 @@ static void print_event_json(const struct sb_event *ev)
 		printf(",\"chunk\":%" PRIu64 ",\"errno\":%" PRIu32
 		       ",\"error\":", ev->chunk, ev->error);
 		json_print_string(strerror(ev->error));
+		if (ev->has_addr) {
+			char hex[2 * SNAPBLK_ADDR_LEN + 1];
+
+			sb_hex(ev->addr, SNAPBLK_ADDR_LEN, hex);
+			printf(",\"address\":\"%s\",\"refetch\":%s", hex,
+			       ev->refetch ? "true" : "false");
+		}
 		break;
 	case SNAPBLK_EVENT_CLONE:
 		printf(",\"generation\":%" PRIu64 ",\"source\":\"%s\""
@@ -661,8 +669,18 @@ static void print_event(const struct sb_event *ev)
 		       "removed", ev->dev.name, ev->dev.index);
 		break;
 	case SNAPBLK_EVENT_CHUNK_ERROR:
-		printf("chunk error: %s chunk %" PRIu64 ": %s\n",
-		       ev->dev.name, ev->chunk, strerror(ev->error));
+		if (ev->has_addr) {
+			char hex[2 * SNAPBLK_ADDR_LEN + 1];
+
+			sb_hex(ev->addr, SNAPBLK_ADDR_LEN, hex);
+			printf("chunk error: %s chunk %" PRIu64 " (%.16s...): "
+			       "%s%s\n", ev->dev.name, ev->chunk, hex,
+			       strerror(ev->error), ev->refetch ?
+			       "; fetching it again" : "");
+		} else {
+			printf("chunk error: %s chunk %" PRIu64 ": %s\n",
+			       ev->dev.name, ev->chunk, strerror(ev->error));
+		}
 		break;
 	case SNAPBLK_EVENT_CLONE:
 		printf("clone: generation %" PRIu64 " from %s, RNG reseed %s\n",

@@ -2,33 +2,41 @@
 /*
  * snapblkd: the snapblk fetch daemon.  Answers the kernel's chunk
  * requests on /dev/snapblk-fetch (include/uapi/linux/snapblk.h, "Fetch
- * protocol") from a directory chunk store.  See snapblkd(8).
+ * protocol") from a host disk cache and one or more chunk stores: local
+ * directories, HTTP(S) servers or proxies, S3 buckets.  See snapblkd(8).
  *
- * Threading: N workers, no dispatcher.  The workers take turns at the
- * device (leader/followers): the one holding read_lock poll()s the device
- * and the stop eventfd, read()s exactly one request, lets go of the lock
- * and serves the request; the next idle worker is already waiting at the
- * device meanwhile.  So a request leaves the kernel's queue only when a
- * worker is free to serve it: nothing queues in the daemon behind a slow
- * read, a second daemon on the same device can take what this one has no
- * room for, and a stopped or killed daemon holds at most N requests,
- * which the kernel re-queues when the file is closed.  Only one thread
- * sleeps in poll() at a time (no thundering herd).
+ * One event loop (the main thread) does everything but directory reads:
+ * it polls the fetch device, the signals, the directory readers' eventfd
+ * and, through curl_multi_poll(), every HTTP connection.  It reads a
+ * request only while fewer than --max-inflight fetches are in flight, so
+ * the rest stay queued in the kernel (back-pressure: a second daemon may
+ * take them, and a stopped or killed daemon holds at most that many,
+ * which the kernel re-queues when the file is closed).
  *
- * The main thread waits for SIGTERM/SIGINT (signalfd) or for a worker's
- * fatal error, then writes the stop eventfd; the workers finish the
- * request in hand and exit; the device file is closed, and the counters
- * are logged.  A worker that does not finish within --stop-timeout (a
- * store read that never returns) is left behind: the device is let go
- * of (dup2() of /dev/null over it, so the kernel re-queues what this
- * daemon had claimed while the thread may still hold the descriptor
- * number), the counters are logged and the process _exit()s, which ends
- * every thread that sleeps interruptibly or killably.
+ * A fetch: the disk cache first (unless the kernel says an earlier answer
+ * failed verification: SNAPBLK_FETCH_F_REFETCH, then the cached copy is
+ * dropped), then each store in the order given until one has the chunk.
+ * A transient failure (HTTP 5xx or 429, a time-out, a connection error)
+ * is retried at the same store after an exponential backoff with jitter,
+ * as long as the fetch's deadline (the kernel's, from the request, less
+ * a margin) allows; "not found", "refused" and a wrong-sized answer move
+ * on to the next store at once.  A chunk no store could deliver is
+ * answered ENOENT (every store said it does not have it) or EIO, and
+ * logged once, with each store's reason and what to do.  A chunk from a
+ * store goes into the disk cache before it is answered, so that a daemon
+ * killed after the fetch finds it there when the kernel asks again.
+ *
+ * Stopping (SIGTERM, SIGINT): no more requests are read, HTTP transfers
+ * are dropped, and the directory reads in progress get up to
+ * --stop-timeout to finish; a read stuck in a store is left behind (the
+ * device is let go of first, so the kernel re-queues what this daemon
+ * had claimed) and the process _exit()s.
  *
  * The daemon is untrusted by design: the kernel hashes every chunk
  * against the manifest, so the daemon never hashes or decrypts.  It
- * trusts the store no more (sb_store_read_chunk()): a chunk path that
- * holds anything but a regular file in the store is answered EIO.
+ * trusts the stores no more: a directory store's chunk path that holds
+ * anything but a regular file is refused (sb_store_read_chunk()), an HTTP
+ * answer of the wrong size is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -54,95 +63,194 @@
 #include <unistd.h>
 
 #include "chunk.h"
+#include "dcache.h"
+#include "hex.h"
+#include "snapblkd.h"
 #include "store.h"
 #include "util.h"
 
 #define DEFAULT_DEVICE	"/dev/snapblk-fetch"
 #define DEFAULT_JOBS	4
 #define MAX_JOBS	256
+#define DEFAULT_INFLIGHT	64
+#define MAX_INFLIGHT	4096
+#define MAX_STORES	16
 #define DEFAULT_STOP_TIMEOUT	5	/* seconds */
 #define MAX_STOP_TIMEOUT	3600
+#define DEFAULT_RETRIES		100	/* in effect: until the deadline */
+#define DEFAULT_BACKOFF_MS	100	/* first retry; doubles, to 2 s */
+#define MAX_BACKOFF_MS		2000
+#define MIN_BACKOFF_MS		10
+#define LAST_TRY_MS		200	/* time left for the last retry */
+#define DEFAULT_TIMEOUT_MS	60000	/* a request without a deadline */
+#define DEFAULT_CONNECT_MS	5000
+#define DEADLINE_MARGIN_MS	100	/* answer this much before the kernel gives up */
+#define MAX_READ_RECORDS	64
 
 static const char usage_text[] =
-"usage: snapblkd --store DIR [--jobs N] [--device PATH | --device-fd FD]\n"
-"                [--stop-timeout SECONDS] [--syslog] [--foreground] [-v]\n"
+"usage: snapblkd --store URL [--store URL | --store-group URL,URL...]...\n"
+"                [--hedge-ms MS] [--cache-dir DIR\n"
+"                --cache-size SIZE] [--max-inflight N] [--jobs N]\n"
+"                [--retries N] [--connect-timeout MS] [--ca-file FILE]\n"
+"                [--s3-endpoint URL] [--s3-style path|virtual]\n"
+"                [--s3-region REGION] [--aws-profile NAME]\n"
+"                [--device PATH | --device-fd FD] [--stop-timeout SECONDS]\n"
+"                [--syslog] [--foreground] [-v]\n"
 "\n"
 "Fetch daemon of the snapblk lazy block device: read the kernel's chunk\n"
 "requests from /dev/snapblk-fetch and answer each with the chunk's\n"
-"ciphertext from the chunk store DIR (DIR/ab/abcdef..., as written by\n"
-"snapblk-build).  The kernel verifies every chunk against its manifest,\n"
-"so the store need not be trusted: only regular files inside DIR are\n"
-"read, no symbolic link is followed.  Runs in the foreground until\n"
+"ciphertext, from the host disk cache or else from the first store that\n"
+"has it.  The kernel verifies every chunk against its manifest, so no\n"
+"store (and no cache) need be trusted.  Runs in the foreground until\n"
 "SIGTERM or SIGINT; requests not yet answered then go back to the\n"
 "kernel's queue for the next daemon.\n"
 "\n"
-"  -s, --store DIR      chunk store directory (required)\n"
-"  -j, --jobs N         worker threads, 1 to 256 (default 4): how many\n"
-"                       chunks are read from the store at once\n"
+"Stores (--store, at most 16, tried in the order given):\n"
+"  DIR, dir:DIR         a chunk store directory (DIR/ab/abcdef..., as\n"
+"                       written by snapblk-build); only regular files\n"
+"                       inside DIR are read, no symbolic link is followed\n"
+"  http://HOST[:PORT]/PREFIX, https://...\n"
+"                       a web server or caching proxy serving such a\n"
+"                       directory: GET PREFIX/ab/abcdef...\n"
+"  s3://BUCKET/PREFIX   an S3 bucket holding the objects PREFIX/ab/abcdef...,\n"
+"                       signed with AWS Signature Version 4; credentials\n"
+"                       from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
+"                       AWS_SESSION_TOKEN, else the shared credentials\n"
+"                       file (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials;\n"
+"                       profile AWS_PROFILE or --aws-profile)\n"
+"\n"
+"Options:\n"
+"  -s, --store URL      a store, as above (at least one store or group)\n"
+"      --store-group URL,URL,...\n"
+"                       replicas of one store (http(s):// or s3://, 2 to\n"
+"                       8), asked with hedged requests: one in turn, and\n"
+"                       the next one too when the first has not answered\n"
+"                       within the hedge delay; the first whole answer\n"
+"                       wins, the other is cancelled\n"
+"      --hedge-ms MS    the hedge delay (default: the 95th percentile of\n"
+"                       the group's latencies so far; 50 ms until 20 are\n"
+"                       known)\n"
+"      --cache-dir DIR  the host disk cache: chunk ciphertext by address,\n"
+"                       shared by every device and tenant (needs\n"
+"                       --cache-size); kept across restarts\n"
+"      --cache-size SIZE\n"
+"                       its bound, in bytes or with K, M, G, T (binary)\n"
+"      --max-inflight N fetches in flight at once, 1 to 4096 (default 64);\n"
+"                       further requests wait in the kernel\n"
+"  -j, --jobs N         threads reading directory stores, 1 to 256\n"
+"                       (default 4)\n"
+"      --retries N      rounds of retries over the stores that failed\n"
+"                       transiently (5xx, time-out, connection error), 0\n"
+"                       to 100 (default: until the deadline), after a\n"
+"                       backoff from 100 ms doubling to 2 s, with jitter\n"
+"      --connect-timeout MS\n"
+"                       HTTP connection timeout (default 5000)\n"
+"      --ca-file FILE   trust the CA certificates in FILE for https\n"
+"      --s3-endpoint URL\n"
+"                       S3 API endpoint, http(s)://HOST[:PORT] (default\n"
+"                       https://s3.REGION.amazonaws.com)\n"
+"      --s3-style path|virtual\n"
+"                       path-style (ENDPOINT/BUCKET/KEY; the default with\n"
+"                       --s3-endpoint) or virtual-host style\n"
+"                       (BUCKET.ENDPOINT/KEY; the default for AWS)\n"
+"      --s3-region REGION\n"
+"                       signing region (default AWS_REGION,\n"
+"                       AWS_DEFAULT_REGION or us-east-1)\n"
+"      --aws-profile NAME\n"
+"                       profile of the shared credentials file\n"
 "  -d, --device PATH    fetch device (default " DEFAULT_DEVICE ")\n"
 "      --device-fd FD   use the already open descriptor FD instead of\n"
 "                       opening a device (for tests and socket\n"
 "                       activation); it is made non-blocking\n"
 "      --stop-timeout SECONDS\n"
 "                       on SIGTERM or SIGINT, wait at most this long\n"
-"                       (0 to 3600, default 5) for the chunks being read,\n"
-"                       then exit anyway: the kernel re-queues them\n"
+"                       (0 to 3600, default 5) for directory reads in\n"
+"                       progress, then exit anyway: the kernel re-queues\n"
+"                       them\n"
 "      --syslog         log to syslog (facility daemon) instead of\n"
 "                       standard error\n"
 "  -f, --foreground     accepted for service files: snapblkd always runs\n"
 "                       in the foreground and never forks\n"
-"  -v, --verbose        also log one line per chunk served\n"
+"  -v, --verbose        also log one line per chunk served and each retry\n"
 "  -h, --help           this text\n"
 "  -V, --version        print the version\n"
 "\n"
-"Each chunk missing from the store is answered 'not found' (ENOENT); an\n"
-"unreadable or wrong-sized one, or anything but a regular file (a FIFO,\n"
-"device, socket, directory or symbolic link), 'I/O error' (EIO); either\n"
-"fails the reads that need it with EIO and is logged.  On exit the\n"
-"counters are logged: chunks fetched, missing, errors and bytes\n"
-"delivered.\n"
+"Each fetch must end by the kernel's deadline for it (the device's\n"
+"fetch_timeout_ms, carried in the request).  A chunk that no store has\n"
+"is answered 'not found' (ENOENT); one that cannot be had otherwise\n"
+"(refused, wrong size, anything but a regular file in a directory\n"
+"store, no answer before the deadline) 'I/O error' (EIO); either fails\n"
+"the reads that need it with EIO and is logged once with each store's\n"
+"reason.  SIGUSR1 logs the counters; so does the exit: chunks fetched,\n"
+"missing, errors, bytes, and the disk cache's hits, misses, insertions,\n"
+"evictions and size.\n"
 "\n"
-"Exit status: 0 stopped by SIGTERM or SIGINT, 1 failure (device or store\n"
-"cannot be opened, device error), 2 usage error.  See snapblkd(8).\n";
+"Exit status: 0 stopped by SIGTERM or SIGINT, 1 failure (device, store\n"
+"or cache cannot be opened, device error), 2 usage error.  See\n"
+"snapblkd(8).\n";
 
-/* Atomic: the counters of a worker left behind are read while it runs. */
-struct counters {
-	_Atomic uint64_t fetched;	/* chunks delivered */
-	_Atomic uint64_t missing;	/* answered ENOENT */
-	_Atomic uint64_t errors;	/* answered EIO/EPROTO, or refused */
-	_Atomic uint64_t bytes;		/* ciphertext bytes delivered */
-};
-
-struct worker {
-	pthread_t thread;
-	uint8_t *buf;
-	size_t buf_len;
-	struct counters c;
-};
+/* Counters, logged on SIGUSR1 and at exit. */
+static struct {
+	uint64_t fetched;	/* chunks delivered */
+	uint64_t missing;	/* answered ENOENT */
+	uint64_t errors;	/* answered EIO/EPROTO, or refused */
+	uint64_t bytes;		/* ciphertext bytes delivered */
+	uint64_t from_store;	/* chunks fetched from a store */
+	uint64_t retries;	/* transient failures retried */
+	uint64_t refetches;	/* requests flagged SNAPBLK_FETCH_F_REFETCH */
+} cnt;
 
 static struct {
-	const char *store_dir;
+	const char *stores[MAX_STORES];
+	unsigned int nstores;
+	const char *cache_dir;
+	uint64_t cache_size;
 	const char *device;
 	int device_fd;
-	unsigned int jobs;
+	unsigned int max_inflight;
+	unsigned int retries;
 	unsigned int stop_timeout;	/* seconds */
 	bool syslog;
 	bool verbose;
 } opt = {
 	.device = DEFAULT_DEVICE,
 	.device_fd = -1,
-	.jobs = DEFAULT_JOBS,
+	.max_inflight = DEFAULT_INFLIGHT,
+	.retries = DEFAULT_RETRIES,
 	.stop_timeout = DEFAULT_STOP_TIMEOUT,
 };
 
-static struct sb_store *store;
+struct backend_opts bopts = {
+	.jobs = DEFAULT_JOBS,
+	.connect_timeout_ms = DEFAULT_CONNECT_MS,
+};
+
+CURLM *loop_multi;
+static struct backend *stores[MAX_STORES];
+static struct sb_dcache *dcache;
 static int dev_fd = -1;
 static int stop_fd = -1;		/* eventfd: readable once stopping */
-static int done_fd = -1;		/* eventfd: +1 for each worker done */
-static pthread_mutex_t read_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int exit_status = EXIT_OK;
-static atomic_uint serving;		/* workers with a request in hand */
-static atomic_bool left_behind;		/* exiting without some workers */
+static bool stopping;
+
+/*
+ * The loop's fetches: every fetch read and not yet answered is on
+ * "active" (in a backend, or waiting for its retry); answers the device
+ * would not take yet wait on "pending".  inflight counts both.
+ */
+static struct fetch *active;
+static struct fetch *pending, **pending_tail = &pending;
+static unsigned int inflight;
+/* Chunk buffers of fetches that ended, for the next ones. */
+static struct fetch *free_fetches;
+
+int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
 
 /* ------------------------------------------------------------- logging */
 
@@ -220,191 +328,374 @@ static void fatal(int err, const char *hint, const char *fmt, ...)
 	request_stop();
 }
 
-/* ----------------------------------------------------------- requests */
+/* ------------------------------------------------------------- fetches */
 
-/*
- * Wait for a request and read it (one at a time: see the top of the
- * file).  1 with a request in *req, 0 when stopping.
- */
-static int next_request(struct snapblk_fetch_req *req)
+static struct fetch *fetch_new(uint32_t chunk_size)
 {
-	struct pollfd p[2] = {
-		{ .fd = stop_fd, .events = POLLIN },
-		{ .fd = dev_fd, .events = POLLIN },
-	};
-	ssize_t n;
+	struct fetch *f = free_fetches, **p;
 
-	for (;;) {
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			fatal(errno, NULL, "waiting for requests");
-			return 0;
+	/* A buffer of the right size, if one is free. */
+	for (p = &free_fetches; *p; p = &(*p)->next)
+		if ((*p)->req.chunk_size == chunk_size)
+			break;
+	if (*p) {
+		uint8_t *buf = (*p)->buf;
+
+		f = *p;
+		*p = f->next;
+		memset(f, 0, sizeof(*f));
+		f->buf = buf;
+		return f;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->buf = malloc(chunk_size);
+	if (!f->buf) {
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+/* Keep at most --max-inflight spare buffers. */
+static void fetch_free(struct fetch *f)
+{
+	unsigned int n = 0;
+	struct fetch *g;
+
+	for (g = free_fetches; g; g = g->next)
+		n++;
+	if (n >= opt.max_inflight) {
+		free(f->buf);
+		free(f);
+		return;
+	}
+	f->next = free_fetches;
+	free_fetches = f;
+}
+
+static void unlink_active(struct fetch *f)
+{
+	struct fetch **p;
+
+	for (p = &active; *p; p = &(*p)->next) {
+		if (*p == f) {
+			*p = f->next;
+			f->next = NULL;
+			return;
 		}
-		if (p[0].revents)
-			return 0;
-		if (!p[1].revents)
-			continue;
-		n = read(dev_fd, req, sizeof(*req));
-		if (n == (ssize_t)sizeof(*req))
-			return 1;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n < 0 && errno == EINVAL)
-			fatal(errno, "snapblkd and the snapblk module speak "
-			      "different fetch protocols: install matching "
-			      "versions", "reading a %zu-byte request from %s",
-			      sizeof(*req), opt.device);
-		else if (n < 0)
-			fatal(errno, NULL, "reading requests from %s",
-			      opt.device);
-		else if (n == 0)
-			fatal(0, "was the snapblk module unloaded?",
-			      "%s was closed by the other side", opt.device);
-		else
-			fatal(0, "snapblkd and the snapblk module speak "
-			      "different fetch protocols: install matching "
-			      "versions", "short request from %s: %zd of %zu "
-			      "bytes", opt.device, n, sizeof(*req));
-		return 0;
 	}
 }
 
-/* Wait until the device takes an answer; false when stopping. */
-static bool wait_writable(void)
+/* A fetch is done with: off the lists, its buffer back to the pool. */
+static void fetch_end(struct fetch *f)
 {
-	struct pollfd p[2] = {
-		{ .fd = stop_fd, .events = POLLIN },
-		{ .fd = dev_fd, .events = POLLOUT },
-	};
-
-	while (poll(p, 2, -1) < 0)
-		if (errno != EINTR)
-			return false;
-	return !p[0].revents;
+	inflight--;
+	fetch_free(f);
 }
 
 /*
- * Send one answer with one writev().  0 when the kernel took it;
- * otherwise the failure is logged (and fatal ones stop the daemon).
+ * Send one answer with one writev().  1 when the kernel took it (or it
+ * is moot), 0 when the device is full (try again on POLLOUT).
  */
-static int send_answer(const struct snapblk_fetch_req *req, uint32_t error,
-		       const void *data)
+static int try_answer(struct fetch *f, uint32_t error)
 {
 	struct snapblk_fetch_resp resp = {
 		.len = sizeof(resp),
 		.error = error,
-		.id = req->id,
+		.id = f->req.id,
 	};
 	struct iovec iov[2] = {
 		{ .iov_base = &resp, .iov_len = sizeof(resp) },
-		{ .iov_base = (void *)data, .iov_len = req->chunk_size },
+		{ .iov_base = f->buf, .iov_len = f->req.chunk_size },
 	};
-	size_t total = sizeof(resp) + (error ? 0 : req->chunk_size);
+	size_t total = sizeof(resp) + (error ? 0 : f->req.chunk_size);
 	ssize_t n;
 	int err;
 
-	if (atomic_load(&left_behind))
-		return -EAGAIN;	/* the kernel re-queued it already */
 	for (;;) {
 		n = writev(dev_fd, iov, error ? 1 : 2);
 		if (n == (ssize_t)total)
-			return 0;
+			return 1;
 		if (n >= 0) {
 			log_err(0, NULL, "answer to request %llu: short write "
 				"(%zd of %zu bytes)",
-				(unsigned long long)req->id, n, total);
-			return -EIO;
+				(unsigned long long)f->req.id, n, total);
+			cnt.errors++;
+			return 1;
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno == EAGAIN && wait_writable())
-			continue;
 		if (errno == EAGAIN)
-			return -EAGAIN;	/* stopping: re-queued */
+			return 0;
 		break;
 	}
 	err = errno;
+	cnt.errors++;
 	if (err == ENOENT)
 		log_err(err, NULL, "answer to request %llu (snapblk%u chunk "
 			"%llu) refused: already answered or timed out",
-			(unsigned long long)req->id, req->dev_index,
-			(unsigned long long)req->chunk);
+			(unsigned long long)f->req.id, f->req.dev_index,
+			(unsigned long long)f->req.chunk);
 	else if (err == EINVAL)
 		log_err(err, "please report this snapblkd bug",
 			"answer to request %llu refused as malformed",
-			(unsigned long long)req->id);
+			(unsigned long long)f->req.id);
 	else
 		fatal(err, NULL, "writing an answer to %s", opt.device);
-	return -err;
+	return 1;
 }
 
-static bool ensure_buf(struct worker *w, size_t len)
+static void count_answer(const struct fetch *f, uint32_t error)
 {
-	uint8_t *p;
+	if (!error) {
+		cnt.fetched++;
+		cnt.bytes += f->req.chunk_size;
+	} else if (error == ENOENT) {
+		cnt.missing++;
+	} else {
+		cnt.errors++;
+	}
+}
 
-	if (w->buf_len >= len)
-		return true;
-	p = realloc(w->buf, len);
-	if (!p)
-		return false;
-	w->buf = p;
-	w->buf_len = len;
-	return true;
+/* Answer f (error 0: its buffer holds the chunk) and count it. */
+static void answer(struct fetch *f, uint32_t error)
+{
+	unlink_active(f);
+	if (stopping) {
+		fetch_end(f);	/* the kernel re-queues it */
+		return;
+	}
+	f->status = error;	/* kept for a retry of the write */
+	if (pending || !try_answer(f, error)) {
+		f->next = NULL;
+		*pending_tail = f;
+		pending_tail = &f->next;
+		return;
+	}
+	count_answer(f, error);
+	fetch_end(f);
+}
+
+/* Answers the device would not take: POLLOUT came. */
+static void flush_pending(void)
+{
+	struct fetch *f;
+
+	while ((f = pending)) {
+		if (!try_answer(f, f->status))
+			return;
+		pending = f->next;
+		if (!pending)
+			pending_tail = &pending;
+		count_answer(f, f->status);
+		fetch_end(f);
+	}
+}
+
+static const char *fix_hint(enum fetch_result r)
+{
+	switch (r) {
+	case FR_MISSING:
+		return "the chunk is not in the store: was the image "
+		       "published to it (snapblk-build create --store)?";
+	case FR_DENIED:
+		return "the store refused the request: see the reason";
+	case FR_BAD:
+		return "the store holds something else at the chunk's path: "
+		       "publish the image again";
+	case FR_TRANSIENT:
+		return "the store did not answer in time: is it up? "
+		       "(the kernel's limit is the device's fetch_timeout_ms)";
+	default:
+		return NULL;
+	}
+}
+
+static void start_attempt(struct fetch *f)
+{
+	f->be = stores[f->store];
+	f->retry_at_ms = 0;
+	f->be->ops->start(f->be, f);
+}
+
+/* No store could deliver f: answer it, and say why once. */
+static void give_up(struct fetch *f, const char *note)
+{
+	uint32_t error = f->missing == opt.nstores ? ENOENT : EIO;
+
+	log_err(0, fix_hint(f->result), "snapblk%u chunk %llu: %s%s",
+		f->req.dev_index, (unsigned long long)f->req.chunk, f->why,
+		note);
+	answer(f, error);
+}
+
+/* The first store from i on that may still deliver f, or nstores. */
+static unsigned int next_candidate(const struct fetch *f, unsigned int i)
+{
+	while (i < opt.nstores && (f->definite & (1U << i)))
+		i++;
+	return i;
+}
+
+static uint32_t jitter(uint32_t ms)
+{
+	uint32_t r;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint32_t)now_ms() * 2654435761U;
+	/* Uniform in [ms / 2, ms * 3 / 2). */
+	return ms / 2 + r % (ms ? ms : 1);
 }
 
 /*
- * Read the chunk; the errno to answer with: 0 (data in w->buf), ENOENT
- * when it is not in the store, EIO when it cannot be delivered whole or
- * what the store holds at its path is not a chunk file (logged with what
- * it is: the store is not trusted).
+ * The attempt at f->store is over without the chunk: the next store that
+ * may have it, else (a round over every store done) a retry of those that
+ * failed transiently, after a backoff, within the deadline and --retries;
+ * else give up.
  */
-static uint32_t read_chunk(struct worker *w,
-			   const struct snapblk_fetch_req *req,
-			   const char *name)
+static void advance(struct fetch *f)
 {
-	struct sb_store_found found;
-	unsigned int dev = req->dev_index;
-	unsigned long long chunk = req->chunk;
-	int ret;
+	int64_t now = now_ms(), delay;
+	unsigned int next = next_candidate(f, f->store + 1);
+	char note[96];
 
-	if (!ensure_buf(w, req->chunk_size)) {
-		log_err(ENOMEM, NULL, "snapblk%u chunk %llu: %s", dev, chunk,
-			name);
-		return EIO;
+	if (next < opt.nstores) {
+		if (opt.verbose)
+			log_info("snapblk%u chunk %llu: %s; trying %s",
+				 f->req.dev_index,
+				 (unsigned long long)f->req.chunk, f->detail,
+				 stores[next]->url);
+		f->store = next;
+		start_attempt(f);
+		return;
 	}
-	ret = sb_store_read_chunk(store, req->addr, w->buf, req->chunk_size,
-				  &found);
-	if (!ret)
-		return 0;
-	if (ret == -ENOENT || ret == -ENOTDIR) {
-		log_err(ENOENT, NULL, "snapblk%u chunk %llu: %s/%s", dev,
-			chunk, opt.store_dir, name);
-		return ENOENT;
+	next = next_candidate(f, 0);
+	if (next >= opt.nstores) {
+		give_up(f, "");
+		return;
 	}
-	if (ret == -ELOOP)
-		log_err(0, NULL, "snapblk%u chunk %llu: %s/%s: a symbolic "
-			"link in the path (not followed)", dev, chunk,
-			opt.store_dir, name);
-	else if (ret == -EMSGSIZE && !S_ISREG(found.type))
-		log_err(0, NULL, "snapblk%u chunk %llu: %s/%s: not a regular "
-			"file (%s)", dev, chunk, opt.store_dir, name,
-			sb_store_type_name(found.type));
-	else if (ret == -EMSGSIZE)
-		log_err(0, NULL, "snapblk%u chunk %llu: %s/%s: %llu bytes, "
-			"expected %u", dev, chunk, opt.store_dir, name,
-			(unsigned long long)found.size, req->chunk_size);
-	else
-		log_err(-ret, NULL, "snapblk%u chunk %llu: reading %s/%s",
-			dev, chunk, opt.store_dir, name);
-	return EIO;
+	/* Every store left failed transiently in this round. */
+	f->attempt++;
+	delay = DEFAULT_BACKOFF_MS << (f->attempt - 1 < 5 ? f->attempt - 1 : 5);
+	if (delay > MAX_BACKOFF_MS)
+		delay = MAX_BACKOFF_MS;
+	delay = jitter(delay);
+	/* The last retry comes just before the deadline, not never. */
+	if (now + delay >= f->deadline_ms - LAST_TRY_MS &&
+	    f->deadline_ms - LAST_TRY_MS - now >= MIN_BACKOFF_MS)
+		delay = f->deadline_ms - LAST_TRY_MS - now;
+	if (f->attempt <= opt.retries && now + delay < f->deadline_ms) {
+		cnt.retries++;
+		if (opt.verbose)
+			log_info("snapblk%u chunk %llu: %s; retry %u in %lld ms",
+				 f->req.dev_index,
+				 (unsigned long long)f->req.chunk, f->why,
+				 f->attempt, (long long)delay);
+		f->store = next;
+		f->retry_at_ms = now + delay;
+		f->why[0] = '\0';
+		return;
+	}
+	snprintf(note, sizeof(note), " (%s after %u %s)",
+		 f->attempt <= opt.retries ? "deadline reached" :
+		 "--retries reached", f->attempt,
+		 f->attempt == 1 ? "attempt" : "attempts");
+	give_up(f, note);
 }
 
-/* A request we cannot make sense of: EPROTO, instead of guessing. */
-static bool request_valid(const struct snapblk_fetch_req *req)
+void fetch_done(struct fetch *f)
 {
-	if (req->len != sizeof(*req)) {
-		log_err(0, NULL, "request %llu: record length %u, expected %zu",
+	struct backend *be;
+	size_t n;
+	int ret;
+
+	if (f->parent) {
+		group_sub_done(f);
+		return;
+	}
+	be = stores[f->store];
+	n = strlen(f->why);
+	if (stopping) {
+		unlink_active(f);
+		fetch_end(f);
+		return;
+	}
+	if (f->result != FR_OK)
+		snprintf(f->why + n, sizeof(f->why) - n, "%s%s", n ? "; " : "",
+			 f->detail);
+	switch (f->result) {
+	case FR_OK:
+		cnt.from_store++;
+		if (dcache) {
+			ret = sb_dcache_put(dcache, f->req.addr, f->buf,
+					    f->req.chunk_size);
+			if (ret)
+				log_err(-ret, NULL, "caching %s", f->name);
+		}
+		if (opt.verbose)
+			log_info("snapblk%u chunk %llu: %s: %u bytes from %s",
+				 f->req.dev_index,
+				 (unsigned long long)f->req.chunk, f->name,
+				 f->req.chunk_size, be->url);
+		answer(f, 0);
+		return;
+	case FR_MISSING:
+		f->missing++;
+		f->definite |= 1U << f->store;
+		advance(f);
+		return;
+	case FR_DENIED:
+	case FR_BAD:
+		f->definite |= 1U << f->store;
+		advance(f);
+		return;
+	case FR_TRANSIENT:
+		advance(f);
+		return;
+	case FR_LOCAL:
+	default:
+		give_up(f, "");
+		return;
+	}
+}
+
+/* Retries due, and fetches past their deadline. */
+static int64_t run_timers(void)
+{
+	int64_t now = now_ms(), next = now + 1000;
+	struct fetch *f, *n;
+
+	for (f = active; f; f = n) {
+		n = f->next;
+		if (f->busy && f->hedge_at_ms) {
+			if (f->hedge_at_ms <= now)
+				group_hedge(f);
+			else if (f->hedge_at_ms < next)
+				next = f->hedge_at_ms;
+		}
+		if (f->busy)
+			continue;
+		if (f->retry_at_ms && f->retry_at_ms <= now) {
+			start_attempt(f);
+			continue;
+		}
+		if (f->retry_at_ms && f->retry_at_ms < next)
+			next = f->retry_at_ms;
+	}
+	return next;
+}
+
+/* ----------------------------------------------------------- requests */
+
+/* A request we cannot make sense of: EPROTO, instead of guessing. */
+static bool request_valid(const struct snapblk_fetch_req *req, size_t have)
+{
+	if (req->len < sizeof(*req) || req->len > have) {
+		log_err(0, "snapblkd and the snapblk module speak different "
+			"fetch protocols: install matching versions",
+			"request %llu: record length %u, expected at least %zu",
 			(unsigned long long)req->id, req->len, sizeof(*req));
 		return false;
 	}
@@ -416,60 +707,176 @@ static bool request_valid(const struct snapblk_fetch_req *req)
 	return true;
 }
 
-static void serve(struct worker *w, const struct snapblk_fetch_req *req)
+/* An answer without data, for a request that got no fetch. */
+static void answer_bare(const struct snapblk_fetch_req *req, uint32_t error)
 {
-	char name[SB_STORE_NAME_LEN];
-	uint32_t error;
+	struct fetch f = { .req = *req };
+
+	f.req.chunk_size = 0;
+	if (!try_answer(&f, error))
+		log_err(EAGAIN, NULL, "answer to request %llu dropped",
+			(unsigned long long)req->id);
+	cnt.errors++;
+}
+
+static void begin(const struct snapblk_fetch_req *req)
+{
+	int64_t now = now_ms(), deadline;
+	struct fetch *f;
 	int ret;
 
-	sb_store_name(req->addr, name);
-	error = request_valid(req) ? read_chunk(w, req, name) : EPROTO;
-	ret = send_answer(req, error, w->buf);
-	if (ret == -EAGAIN)
-		return;		/* stopping: the kernel re-queues it */
-	if (ret) {
-		w->c.errors++;
+	if (!request_valid(req, req->len)) {
+		answer_bare(req, EPROTO);
 		return;
 	}
-	switch (error) {
-	case 0:
-		w->c.fetched++;
-		w->c.bytes += req->chunk_size;
-		if (opt.verbose)
-			log_info("snapblk%u chunk %llu: %s: %u bytes",
-				 req->dev_index,
-				 (unsigned long long)req->chunk, name,
-				 req->chunk_size);
-		break;
-	case ENOENT:
-		w->c.missing++;
-		break;
-	default:
-		w->c.errors++;
+	f = fetch_new(req->chunk_size);
+	if (!f) {
+		log_err(ENOMEM, NULL, "snapblk%u chunk %llu", req->dev_index,
+			(unsigned long long)req->chunk);
+		answer_bare(req, EIO);
+		return;
+	}
+	f->req = *req;
+	sb_store_name(req->addr, f->name);
+	deadline = now + DEFAULT_TIMEOUT_MS;
+	if (req->flags & SNAPBLK_FETCH_F_DEADLINE) {
+		struct timespec t;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		deadline = now + ((int64_t)req->deadline_ns -
+				  (t.tv_sec * 1000000000LL + t.tv_nsec)) /
+				 1000000 - DEADLINE_MARGIN_MS;
+	}
+	f->deadline_ms = deadline;
+	inflight++;
+	f->next = active;
+	active = f;
+
+	if (dcache && (req->flags & SNAPBLK_FETCH_F_REFETCH)) {
+		cnt.refetches++;
+		ret = sb_dcache_drop(dcache, req->addr);
+		log_info("snapblk%u chunk %llu (%s): the kernel rejected the "
+			 "last answer%s; fetching it from the store",
+			 req->dev_index, (unsigned long long)req->chunk,
+			 f->name, ret ? "" : " (dropped from the disk cache)");
+	} else if (dcache) {
+		ret = sb_dcache_get(dcache, req->addr, f->buf,
+				    req->chunk_size);
+		if (!ret) {
+			f->from_cache = true;
+			if (opt.verbose)
+				log_info("snapblk%u chunk %llu: %s: from the "
+					 "disk cache", req->dev_index,
+					 (unsigned long long)req->chunk,
+					 f->name);
+			answer(f, 0);
+			return;
+		}
+		if (ret != -ENOENT)
+			log_err(-ret, NULL, "reading %s from the disk cache",
+				f->name);
+	} else if (req->flags & SNAPBLK_FETCH_F_REFETCH) {
+		cnt.refetches++;
+	}
+	if (deadline <= now) {
+		snprintf(f->detail, sizeof(f->detail),
+			 "its deadline has passed");
+		f->result = FR_TRANSIENT;
+		snprintf(f->why, sizeof(f->why), "%s", f->detail);
+		give_up(f, " (when it was read)");
+		return;
+	}
+	start_attempt(f);
+}
+
+/* Read as many requests as there is room for. */
+static void read_requests(void)
+{
+	static uint8_t buf[MAX_READ_RECORDS * sizeof(struct snapblk_fetch_req)];
+	struct snapblk_fetch_req req;
+	unsigned int room = opt.max_inflight - inflight;
+	size_t want, off;
+	ssize_t n;
+
+	if (room > MAX_READ_RECORDS)
+		room = MAX_READ_RECORDS;
+	want = room * sizeof(struct snapblk_fetch_req);
+	n = read(dev_fd, buf, want);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0 && errno == EINVAL) {
+		fatal(errno, "snapblkd and the snapblk module speak different "
+		      "fetch protocols: install matching versions",
+		      "reading requests (%zu bytes) from %s", want,
+		      opt.device);
+		return;
+	}
+	if (n < 0) {
+		fatal(errno, NULL, "reading requests from %s", opt.device);
+		return;
+	}
+	if (n == 0) {
+		fatal(0, "was the snapblk module unloaded?",
+		      "%s was closed by the other side", opt.device);
+		return;
+	}
+	for (off = 0; off + offsetof(struct snapblk_fetch_req, chunk_size) <
+		      (size_t)n;) {
+		size_t have = n - off, len;
+
+		memset(&req, 0, sizeof(req));
+		memcpy(&req, buf + off, have < sizeof(req) ? have : sizeof(req));
+		len = req.len;
+		if (len < sizeof(req) || len > have) {
+			if (have >= offsetof(struct snapblk_fetch_req, addr))
+				answer_bare(&req, EPROTO);
+			log_err(0, "snapblkd and the snapblk module speak "
+				"different fetch protocols: install matching "
+				"versions", "request %llu: record length %u, "
+				"expected %zu (%zu bytes read)",
+				(unsigned long long)req.id, req.len,
+				sizeof(req), have);
+			return;
+		}
+		begin(&req);
+		off += len;
 	}
 }
 
-static void *worker_main(void *arg)
-{
-	struct snapblk_fetch_req req;
-	struct worker *w = arg;
-	uint64_t one = 1;
-	int got;
+/* -------------------------------------------------------- store setup */
 
-	for (;;) {
-		pthread_mutex_lock(&read_lock);
-		got = next_request(&req);
-		if (got)
-			atomic_fetch_add(&serving, 1);
-		pthread_mutex_unlock(&read_lock);
-		if (!got)
-			break;
-		serve(w, &req);
-		atomic_fetch_sub(&serving, 1);
+int backend_open(const char *url, struct backend **out, char *msg,
+		 size_t msglen)
+{
+	struct backend *be = calloc(1, sizeof(*be));
+	int ret;
+
+	if (!be) {
+		snprintf(msg, msglen, "out of memory");
+		return -ENOMEM;
 	}
-	if (write(done_fd, &one, sizeof(one)) < 0)
-		abort();	/* cannot happen with a valid eventfd */
-	return NULL;
+	snprintf(be->url, sizeof(be->url), "%s", url);
+	if (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8))
+		ret = store_http_open(url, be, msg, msglen);
+	else if (!strncmp(url, "s3://", 5))
+		ret = store_s3_open(url, be, msg, msglen);
+	else if (!strncmp(url, "group:", 6))
+		ret = store_group_open(url + 6, be, msg, msglen);
+	else if (!strncmp(url, "dir:", 4))
+		ret = store_dir_open(url + 4, be, msg, msglen);
+	else if (strstr(url, "://")) {
+		snprintf(msg, msglen, "%s: unknown kind of store (give a "
+			 "directory, http://, https:// or s3://)", url);
+		ret = -EINVAL;
+	} else {
+		ret = store_dir_open(url, be, msg, msglen);
+	}
+	if (ret) {
+		free(be);
+		return ret;
+	}
+	*out = be;
+	return 0;
 }
 
 /* ----------------------------------------------------------- start-up */
@@ -485,12 +892,57 @@ static unsigned int parse_uint(const char *what, const char *s,
 	return v;
 }
 
+/* SIZE: a number of bytes, or with a K, M, G or T suffix (binary). */
+static uint64_t parse_size(const char *what, const char *s)
+{
+	static const char suffixes[] = "KMGT";
+	unsigned long long v;
+	const char *p;
+	char *end;
+	int shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*s < '0' || *s > '9' || errno)
+		goto bad;
+	if (*end) {
+		p = strchr(suffixes, *end);
+		if (!p || !*p || (end[1] && strcmp(end + 1, "iB") &&
+				  strcmp(end + 1, "B")))
+			goto bad;
+		shift = 10 * (int)(p - suffixes + 1);
+	}
+	if (!v || v > (UINT64_MAX >> shift))
+		goto bad;
+	return (uint64_t)v << shift;
+bad:
+	usage_die("invalid %s '%s': give bytes, or a number with K, M, G or "
+		  "T", what, s);
+}
+
 static void parse_args(int argc, char **argv)
 {
-	enum { OPT_DEVICE_FD = 256, OPT_SYSLOG, OPT_STOP_TIMEOUT };
+	enum {
+		OPT_DEVICE_FD = 256, OPT_SYSLOG, OPT_STOP_TIMEOUT,
+		OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_INFLIGHT, OPT_RETRIES,
+		OPT_CONNECT, OPT_CA, OPT_S3_ENDPOINT, OPT_S3_STYLE,
+		OPT_S3_REGION, OPT_AWS_PROFILE, OPT_GROUP, OPT_HEDGE,
+	};
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, 's' },
+		{ "store-group", required_argument, NULL, OPT_GROUP },
+		{ "hedge-ms", required_argument, NULL, OPT_HEDGE },
+		{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+		{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
+		{ "max-inflight", required_argument, NULL, OPT_INFLIGHT },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "retries", required_argument, NULL, OPT_RETRIES },
+		{ "connect-timeout", required_argument, NULL, OPT_CONNECT },
+		{ "ca-file", required_argument, NULL, OPT_CA },
+		{ "s3-endpoint", required_argument, NULL, OPT_S3_ENDPOINT },
+		{ "s3-style", required_argument, NULL, OPT_S3_STYLE },
+		{ "s3-region", required_argument, NULL, OPT_S3_REGION },
+		{ "aws-profile", required_argument, NULL, OPT_AWS_PROFILE },
 		{ "device", required_argument, NULL, 'd' },
 		{ "device-fd", required_argument, NULL, OPT_DEVICE_FD },
 		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
@@ -508,10 +960,65 @@ static void parse_args(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, ":s:j:d:fvhV", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
-			opt.store_dir = optarg;
+			if (opt.nstores == MAX_STORES)
+				usage_die("at most %d --store options",
+					  MAX_STORES);
+			opt.stores[opt.nstores++] = optarg;
+			break;
+		case OPT_GROUP: {
+			char *g;
+
+			if (opt.nstores == MAX_STORES)
+				usage_die("at most %d --store and --store-group "
+					  "options", MAX_STORES);
+			if (asprintf(&g, "group:%s", optarg) < 0)
+				die(EXIT_FAIL, ENOMEM, NULL, "parsing options");
+			opt.stores[opt.nstores++] = g;
+			break;
+		}
+		case OPT_HEDGE:
+			bopts.hedge_ms = parse_uint("hedge delay", optarg, 1,
+						    600000);
+			break;
+		case OPT_CACHE_DIR:
+			opt.cache_dir = optarg;
+			break;
+		case OPT_CACHE_SIZE:
+			opt.cache_size = parse_size("cache size", optarg);
+			break;
+		case OPT_INFLIGHT:
+			opt.max_inflight = parse_uint("fetch count", optarg, 1,
+						      MAX_INFLIGHT);
 			break;
 		case 'j':
-			opt.jobs = parse_uint("job count", optarg, 1, MAX_JOBS);
+			bopts.jobs = parse_uint("job count", optarg, 1,
+						MAX_JOBS);
+			break;
+		case OPT_RETRIES:
+			opt.retries = parse_uint("retry count", optarg, 0, 100);
+			break;
+		case OPT_CONNECT:
+			bopts.connect_timeout_ms =
+				parse_uint("connect timeout", optarg, 1,
+					   3600000);
+			break;
+		case OPT_CA:
+			bopts.ca_file = optarg;
+			break;
+		case OPT_S3_ENDPOINT:
+			bopts.s3_endpoint = optarg;
+			break;
+		case OPT_S3_STYLE:
+			if (strcmp(optarg, "path") && strcmp(optarg, "virtual"))
+				usage_die("--s3-style takes path or virtual, "
+					  "not '%s'", optarg);
+			bopts.s3_style = optarg;
+			break;
+		case OPT_S3_REGION:
+			bopts.s3_region = optarg;
+			break;
+		case OPT_AWS_PROFILE:
+			bopts.aws_profile = optarg;
 			break;
 		case 'd':
 			opt.device = optarg;
@@ -551,25 +1058,37 @@ static void parse_args(int argc, char **argv)
 	}
 	if (optind < argc)
 		usage_die("unexpected argument '%s'", argv[optind]);
-	if (!opt.store_dir)
-		usage_die("--store DIR is required");
+	if (!opt.nstores)
+		usage_die("--store is required (a directory, http(s):// or "
+			  "s3:// URL)");
 	if (have_device && opt.device_fd >= 0)
 		usage_die("--device and --device-fd exclude each other");
+	if (!opt.cache_dir != !opt.cache_size)
+		usage_die("--cache-dir and --cache-size go together");
 }
 
-static void open_store(void)
+static void open_stores(void)
 {
+	char msg[512];
+	unsigned int i;
 	int ret;
 
-	/* Chunk sizes come with each request: 0 here. */
-	ret = sb_store_open(opt.store_dir, 0, false, &store);
-	if (ret == -ENOENT || ret == -ENOTDIR)
-		die(EXIT_FAIL, -ret, "give the directory that snapblk-build "
-		    "create --store wrote", "opening chunk store %s",
-		    opt.store_dir);
+	for (i = 0; i < opt.nstores; i++) {
+		ret = backend_open(opt.stores[i], &stores[i], msg, sizeof(msg));
+		if (ret)
+			die(EXIT_FAIL, 0, NULL, "%s", msg);
+	}
+	if (!opt.cache_dir)
+		return;
+	ret = sb_dcache_open(opt.cache_dir, opt.cache_size, msg, sizeof(msg),
+			     &dcache);
+	if (ret == -EBUSY)
+		die(EXIT_FAIL, 0, "one snapblkd per disk cache: stop the "
+		    "other, or give another --cache-dir",
+		    "disk cache %s: %s", opt.cache_dir, msg);
 	if (ret)
-		die(EXIT_FAIL, -ret, NULL, "opening chunk store %s",
-		    opt.store_dir);
+		die(EXIT_FAIL, 0, NULL, "disk cache %s: %s", opt.cache_dir,
+		    msg);
 }
 
 static void open_device(void)
@@ -602,7 +1121,7 @@ static void open_device(void)
 	die(EXIT_FAIL, errno, hint, "opening %s", opt.device);
 }
 
-/* SIGTERM and SIGINT, blocked in every thread, read from a signalfd. */
+/* SIGTERM, SIGINT and SIGUSR1, blocked, read from a signalfd. */
 static int setup_signals(void)
 {
 	sigset_t set;
@@ -612,100 +1131,50 @@ static int setup_signals(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
 		die(EXIT_FAIL, errno, NULL, "blocking signals");
-	fd = signalfd(-1, &set, SFD_CLOEXEC);
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (fd < 0)
 		die(EXIT_FAIL, errno, NULL, "creating a signalfd");
 	return fd;
 }
 
-/* Until a signal or a worker's fatal error. */
-static void wait_for_stop(int sig_fd)
+static void report(const char *what)
 {
-	struct pollfd p[2] = {
-		{ .fd = sig_fd, .events = POLLIN },
-		{ .fd = stop_fd, .events = POLLIN },
-	};
-	struct signalfd_siginfo si;
-
-	for (;;) {
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			fatal(errno, NULL, "waiting for signals");
-			return;
-		}
-		if (p[1].revents)
-			return;
-		if (p[0].revents &&
-		    read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-			log_info("%s: stopping", strsignal(si.ssi_signo));
-			request_stop();
-			return;
-		}
-	}
-}
-
-static void report(struct worker *w, unsigned int n)
-{
-	unsigned long long fetched = 0, missing = 0, errors = 0, bytes = 0;
+	struct sb_dcache_stats s;
+	uint64_t hedges, wins;
 	unsigned int i;
 
-	for (i = 0; i < n; i++) {
-		fetched += w[i].c.fetched;
-		missing += w[i].c.missing;
-		errors += w[i].c.errors;
-		bytes += w[i].c.bytes;
-	}
-	log_info("stopped: %llu fetched, %llu missing, %llu errors, "
-		 "%llu bytes", fetched, missing, errors, bytes);
-}
-
-static long long now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
-}
-
-/*
- * After the stop: wait up to --stop-timeout for the n workers to finish
- * the requests in hand (a second SIGTERM or SIGINT ends the wait).  The
- * number of workers still running.
- */
-static unsigned int wait_workers(int sig_fd, unsigned int n)
-{
-	struct pollfd p[2] = {
-		{ .fd = done_fd, .events = POLLIN },
-		{ .fd = sig_fd, .events = POLLIN },
-	};
-	long long deadline = now_ms() + opt.stop_timeout * 1000LL;
-	struct signalfd_siginfo si;
-	unsigned int done = 0;
-	uint64_t count;
-	long long left;
-	int ret;
-
-	while (done < n) {
-		left = deadline - now_ms();
-		ret = poll(p, 2, left > 0 ? (int)left : 0);
-		if (ret < 0 && errno == EINTR)
+	log_info("%s: %llu fetched, %llu missing, %llu errors, %llu bytes",
+		 what, (unsigned long long)cnt.fetched,
+		 (unsigned long long)cnt.missing,
+		 (unsigned long long)cnt.errors,
+		 (unsigned long long)cnt.bytes);
+	log_info("stores: %llu chunks fetched, %llu retries, %llu "
+		 "re-fetches after a rejected answer",
+		 (unsigned long long)cnt.from_store,
+		 (unsigned long long)cnt.retries,
+		 (unsigned long long)cnt.refetches);
+	for (i = 0; i < opt.nstores; i++) {
+		if (strcmp(stores[i]->ops->kind, "group"))
 			continue;
-		if (ret <= 0)
-			break;
-		if (p[0].revents &&
-		    read(done_fd, &count, sizeof(count)) == sizeof(count))
-			done += count;
-		if (p[1].revents &&
-		    read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-			log_info("%s again: not waiting for the workers",
-				 strsignal(si.ssi_signo));
-			break;
-		}
+		group_stats(stores[i], &hedges, &wins);
+		log_info("store %u (group): %llu hedged requests, %llu won by "
+			 "the second replica", i + 1,
+			 (unsigned long long)hedges, (unsigned long long)wins);
 	}
-	return n - done;
+	if (!dcache)
+		return;
+	sb_dcache_get_stats(dcache, &s);
+	log_info("disk cache: %llu hits, %llu misses, %llu inserted, %llu "
+		 "evicted, %llu dropped, %llu chunks, %llu of %llu bytes",
+		 (unsigned long long)s.hits, (unsigned long long)s.misses,
+		 (unsigned long long)s.inserts,
+		 (unsigned long long)s.evictions,
+		 (unsigned long long)s.drops, (unsigned long long)s.chunks,
+		 (unsigned long long)s.bytes,
+		 (unsigned long long)s.max_bytes);
 }
 
 /*
@@ -726,26 +1195,144 @@ static void release_device(void)
 		close(null);
 }
 
-/* Exit without the busy workers left running, stuck in the store. */
-static noreturn void exit_without(struct worker *w, unsigned int n,
-				  unsigned int busy)
-{
-	unsigned int stuck = atomic_load(&serving);
 
-	atomic_store(&left_behind, true);
+/* Signals: true when one asks to stop (a second one during the stop, too). */
+static bool take_signals(int sig_fd)
+{
+	struct signalfd_siginfo si;
+	bool stop = false;
+
+	while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1) {
+			report("counters");
+			continue;
+		}
+		if (stopping)
+			log_info("%s again: not waiting for the workers",
+				 strsignal(si.ssi_signo));
+		else
+			log_info("%s: stopping", strsignal(si.ssi_signo));
+		stop = true;
+	}
+	return stop;
+}
+
+/* Stop: drop every fetch no thread holds; the kernel re-queues them. */
+static void begin_stop(void)
+{
+	struct fetch *f, *n;
+
+	stopping = true;
+	for (f = active; f; f = n) {
+		n = f->next;
+		if (f->busy)
+			f->be->ops->cancel(f->be, f);
+		if (!f->busy) {
+			unlink_active(f);
+			fetch_end(f);
+		}
+	}
+	while ((f = pending)) {
+		pending = f->next;
+		fetch_end(f);
+	}
+	pending_tail = &pending;
+}
+
+/*
+ * The event loop, until a stop.  Returns the number of directory reads
+ * still running when the stop gave up waiting for them.
+ */
+static unsigned int run(int sig_fd)
+{
+	int64_t stop_deadline = 0, next, now;
+	struct curl_waitfd w[4];
+	uint64_t v;
+	int running, nw, timeout;
+
+	for (;;) {
+		next = run_timers();
+		now = now_ms();
+		if (stopping) {
+			if (!store_dir_busy())
+				return 0;
+			if (now >= stop_deadline)
+				return store_dir_busy();
+			next = stop_deadline;
+		}
+		nw = 0;
+		w[nw++] = (struct curl_waitfd){ .fd = sig_fd,
+						 .events = CURL_WAIT_POLLIN };
+		w[nw++] = (struct curl_waitfd){ .fd = stop_fd,
+						 .events = CURL_WAIT_POLLIN };
+		if (store_dir_event_fd() >= 0)
+			w[nw++] = (struct curl_waitfd){
+				.fd = store_dir_event_fd(),
+				.events = CURL_WAIT_POLLIN };
+		if (!stopping) {
+			short ev = 0;
+
+			if (inflight < opt.max_inflight)
+				ev |= CURL_WAIT_POLLIN;
+			if (pending)
+				ev |= CURL_WAIT_POLLOUT;
+			if (ev)
+				w[nw++] = (struct curl_waitfd){ .fd = dev_fd,
+								 .events = ev };
+		}
+		timeout = next > now ? (int)(next - now) : 0;
+		if (curl_multi_poll(loop_multi, w, nw, timeout, NULL) !=
+		    CURLM_OK) {
+			fatal(0, NULL, "waiting for events: curl_multi_poll "
+			      "failed");
+			begin_stop();
+			stop_deadline = now_ms();
+			continue;
+		}
+		curl_multi_perform(loop_multi, &running);
+		store_http_complete();
+		if (w[2].fd == store_dir_event_fd() && w[2].revents)
+			store_dir_complete();
+		if (w[0].revents && take_signals(sig_fd)) {
+			if (stopping) {
+				return store_dir_busy();
+			}
+			begin_stop();
+			stop_deadline = now_ms() + opt.stop_timeout * 1000LL;
+			continue;
+		}
+		if (w[1].revents && !stopping) {
+			/* A fatal error: stop at once. */
+			if (read(stop_fd, &v, sizeof(v)) < 0)
+				v = 0;
+			begin_stop();
+			stop_deadline = now_ms() + opt.stop_timeout * 1000LL;
+			continue;
+		}
+		if (stopping)
+			continue;
+		if (nw == 4 || (nw == 3 && store_dir_event_fd() < 0)) {
+			struct curl_waitfd *d = &w[nw - 1];
+
+			if (d->revents & CURL_WAIT_POLLOUT)
+				flush_pending();
+			if ((d->revents & CURL_WAIT_POLLIN) &&
+			    inflight < opt.max_inflight)
+				read_requests();
+		}
+	}
+}
+
+/* Exit without the busy readers, stuck in a directory store. */
+static noreturn void exit_without(unsigned int busy)
+{
 	release_device();
-	if (stuck)
-		log_err(0, "the kernel re-queues their requests for the next "
-			"daemon; see STOPPING in snapblkd(8)",
-			"%u %s still reading from the store %u s after the "
-			"stop: exiting without %s", stuck,
-			stuck == 1 ? "worker" : "workers", opt.stop_timeout,
-			stuck == 1 ? "it" : "them");
-	else
-		log_info("%u idle %s not yet stopped: exiting without %s",
-			 busy, busy == 1 ? "worker" : "workers",
-			 busy == 1 ? "it" : "them");
-	report(w, n);
+	log_err(0, "the kernel re-queues their requests for the next "
+		"daemon; see STOPPING in snapblkd(8)",
+		"%u %s still reading from the store %u s after the stop: "
+		"exiting without %s", busy, busy == 1 ? "worker" : "workers",
+		opt.stop_timeout, busy == 1 ? "it" : "them");
+	report("stopped");
 	if (opt.syslog)
 		closelog();
 	/* exit_group(): ends every thread but one in uninterruptible sleep. */
@@ -754,9 +1341,8 @@ static noreturn void exit_without(struct worker *w, unsigned int n,
 
 int main(int argc, char **argv)
 {
-	struct worker *workers;
-	unsigned int i, started, busy;
-	int sig_fd, ret;
+	unsigned int i, busy;
+	int sig_fd;
 
 	prog_name = "snapblkd";
 	usage_hint = "run 'snapblkd --help' for usage";
@@ -765,39 +1351,37 @@ int main(int argc, char **argv)
 		openlog("snapblkd", LOG_PID, LOG_DAEMON);
 	/* First, so that an early SIGTERM is a clean stop too. */
 	sig_fd = setup_signals();
-	open_store();
-	open_device();
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		die(EXIT_FAIL, 0, NULL, "initialising libcurl");
+	loop_multi = curl_multi_init();
 	stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	workers = calloc(opt.jobs, sizeof(*workers));
-	if (stop_fd < 0 || done_fd < 0 || !workers)
-		die(EXIT_FAIL, stop_fd < 0 || done_fd < 0 ? errno : ENOMEM,
-		    NULL, "setting up");
+	if (!loop_multi || stop_fd < 0)
+		die(EXIT_FAIL, stop_fd < 0 ? errno : ENOMEM, NULL,
+		    "setting up");
+	curl_multi_setopt(loop_multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	open_stores();
+	open_device();
 
-	for (started = 0; started < opt.jobs; started++) {
-		ret = pthread_create(&workers[started].thread, NULL,
-				     worker_main, &workers[started]);
-		if (ret) {
-			fatal(ret, NULL, "starting worker threads");
-			break;
-		}
-	}
-	if (started == opt.jobs) {
-		log_info("serving %s from %s with %u workers", opt.device,
-			 opt.store_dir, opt.jobs);
-		wait_for_stop(sig_fd);
-	}
-	busy = wait_workers(sig_fd, started);
+	log_info("serving %s from %u %s%s%s, %u fetches at once", opt.device,
+		 opt.nstores, opt.nstores == 1 ? "store" : "stores",
+		 dcache ? " through the disk cache " : "",
+		 dcache ? opt.cache_dir : "", opt.max_inflight);
+	for (i = 0; i < opt.nstores; i++)
+		log_info("store %u: %s (%s)", i + 1, stores[i]->url,
+			 stores[i]->ops->kind);
+	busy = run(sig_fd);
 	if (busy)
-		exit_without(workers, started, busy);
-	for (i = 0; i < started; i++) {
-		pthread_join(workers[i].thread, NULL);
-		free(workers[i].buf);
-	}
+		exit_without(busy);
 	/* The kernel re-queues every request read but not answered. */
 	close(dev_fd);
-	report(workers, started);
-	free(workers);
-	sb_store_close(store);
+	report("stopped");
+	for (i = 0; i < opt.nstores; i++) {
+		stores[i]->ops->close(stores[i]);
+		free(stores[i]);
+	}
+	if (dcache)
+		sb_dcache_close(dcache);
+	curl_multi_cleanup(loop_multi);
+	curl_global_cleanup();
 	return atomic_load(&exit_status);
 }

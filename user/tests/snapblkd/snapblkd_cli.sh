@@ -30,7 +30,7 @@ expect() {
 }
 
 out=$("$sbd" --help); rc=$?
-[ $rc = 0 ] && grep -q '^usage: snapblkd --store DIR' <<<"$out" &&
+[ $rc = 0 ] && grep -q '^usage: snapblkd --store URL' <<<"$out" &&
 	grep -q -- '--jobs N' <<<"$out" && grep -q 'Exit status' <<<"$out" &&
 	ktap_test_pass "--help prints usage, options and exit status" ||
 	ktap_test_fail "--help prints usage, options and exit status"
@@ -38,7 +38,7 @@ out=$("$sbd" --help); rc=$?
 "$sbd" --version | grep -q '^snapblkd [0-9]' &&
 	ktap_test_pass "--version" || ktap_test_fail "--version"
 
-expect 2 "^snapblkd: --store DIR is required$" \
+expect 2 "^snapblkd: --store is required" \
 	"no --store: exit 2" "$sbd"
 expect 2 "^snapblkd: invalid job count '0'" \
 	"--jobs 0: exit 2" "$sbd" --store "$W" --jobs 0
@@ -87,7 +87,8 @@ sbd, store, mjson = sys.argv[1:4]
 m = json.load(open(mjson))
 cs = m["chunk_size"]
 chunks = [c for c in m["chunk_table"] if not c["zero"]]
-REQ, RESP = "<IIQ32sIIQ", "<IIQ"
+# struct snapblk_fetch_req (72 bytes, API 3) and struct snapblk_fetch_resp
+REQ, RESP = "<IIQ32sIIQQ", "<IIQ"
 kernel, daemon = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 p = subprocess.Popen([sbd, "--store", store, "--device-fd",
                       str(daemon.fileno()), "--jobs", "3"],
@@ -98,8 +99,8 @@ want = {}
 for i, c in enumerate(chunks):
     addr = bytes.fromhex(c["address"])
     want[i + 1] = addr
-    kernel.send(struct.pack(REQ, 64, cs, i + 1, addr, 0, 0, c["index"]))
-kernel.send(struct.pack(REQ, 64, cs, 999, b"\x5a" * 32, 0, 0, 77))
+    kernel.send(struct.pack(REQ, 72, cs, i + 1, addr, 0, 0, c["index"], 0))
+kernel.send(struct.pack(REQ, 72, cs, 999, b"\x5a" * 32, 0, 0, 77, 0))
 kernel.settimeout(10)
 bad = 0
 for _ in range(len(want) + 1):

@@ -14,7 +14,7 @@
 # are not installed.
 source "${KTAP_HELPERS:?run through selftests/run_tests}"
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 srv=$top/scripts/s3-server
 W=$(mktemp -d /tmp/s3-server.XXXXXX)
 S=$W/s3			# the server's directory

@@ -1,0 +1,280 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# snapblkd with remote stores and the host disk cache, through the real
+# kernel in the test VM, against real nginx servers on 127.0.0.1
+# (selftests/lib/servers.sh).  Asserts what an operator relies on: an
+# image served by nginx maps, mounts and reads back every file; through
+# a caching proxy too; a second store answers what the first lacks; 500s
+# and dropped connections are retried and the data is right; a store
+# that is down fails reads with EIO by the fetch deadline, not a hang,
+# and serves them once it is back; the disk cache serves a restarted
+# daemon with nothing fetched from the store again, also after kill -9
+# in the middle of a read; it stays within its bound under fio; and a
+# corrupted cache file is refused by the kernel, dropped, and fetched
+# again from the store with no read failing.
+source "${KTAP_HELPERS:?run through selftests/run_tests}"
+source "$(dirname "$0")/lib/servers.sh"
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=$top/build/bin
+ko=${SNAPBLK_KO:-$top/build/$(uname -r)/snapblk.ko}
+W=$(mktemp -d /tmp/snapblkd-stores.XXXXXX)
+source "$(dirname "$0")/lib/daemon.sh"
+CS=65536
+
+cleanup() {
+	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
+	umount "$W/mnt" 2>/dev/null
+	[ -n "$DEV" ] && "$bin/snapblk" remove img 2>/dev/null
+	rmmod snapblk 2>/dev/null
+	srv_stop_all "$W" >/dev/null 2>&1
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+ktap_print_header
+if ! command -v nginx >/dev/null; then
+	ktap_set_plan 1
+	ktap_test_skip "nginx is not installed (make deps)"
+	ktap_finished
+	exit 0
+fi
+ktap_set_plan 20
+
+# chunk GETs answered 200 by the server in $1
+gets() { awk '$4 == 200 && $7 == "GET" { n++ } END { print n + 0 }' "$1/access.log" 2>/dev/null; }
+# the daemon's "disk cache: ..." counters at its last report, as NAME=N
+cache_stat() {
+	sed -n 's/.*disk cache: \([0-9]*\) hits, \([0-9]*\) misses, \([0-9]*\) inserted, \([0-9]*\) evicted, \([0-9]*\) dropped, \([0-9]*\) chunks, \([0-9]*\) of \([0-9]*\) bytes.*/hits=\1 misses=\2 inserted=\3 evicted=\4 dropped=\5 chunks=\6 bytes=\7 max=\8/p' "$W/d.log" | tail -n 1
+}
+
+modprobe ext4 2>/dev/null
+mkdir -p "$W/src" "$W/store" "$W/mnt" "$W/half"
+for d in email json http; do
+	cp -a "/usr/lib/python3.11/$d" "$W/src/"
+done
+head -c 2M /dev/urandom > "$W/src/random.bin"
+"$bin/snapblk-build" keygen -o "$W/key" || ktap_exit_fail_msg "keygen"
+"$bin/snapblk-build" create --from-dir "$W/src" --store "$W/store" \
+	--key-file "$W/key" --chunk-size $CS --image-out "$W/image" \
+	-o "$W/m" --quiet || ktap_exit_fail_msg "snapblk-build create"
+SIZE=$(stat -c %s "$W/image")
+NDATA=$(find "$W/store" -type f -name '[0-9a-f]*' | wc -l)
+# A store with every other chunk only, for the two-store test.
+n=0
+for f in $(find "$W/store" -type f -name '[0-9a-f]*' | sort); do
+	n=$((n + 1))
+	[ $((n % 2)) = 0 ] || continue
+	mkdir -p "$W/half/$(basename "$(dirname "$f")")"
+	cp "$f" "$W/half/$(basename "$(dirname "$f")")/"
+done
+NHALF=$(find "$W/half" -type f | wc -l)
+
+srv_free_port P1 && srv_nginx_store "$W/s1" "$W/store" "$P1" ||
+	ktap_exit_fail_msg "nginx: $SRV_ERR"
+srv_free_port P2 && srv_nginx_proxy "$W/px" "http://127.0.0.1:$P1" "$P2" ||
+	ktap_exit_fail_msg "nginx proxy: $SRV_ERR"
+srv_free_port P3 && srv_nginx_faulty "$W/bad" "$W/store" "$P3" \
+	--fail-percent 30 --reset-percent 10 ||
+	ktap_exit_fail_msg "nginx faulty: $SRV_ERR"
+srv_free_port P4	# nothing listens there
+URL1=http://127.0.0.1:$P1
+
+# 1-3: one HTTP store
+fresh
+start_daemon --store "$URL1" --max-inflight 16
+map
+t "an image served by nginx maps and reads back byte for byte" 'whole_ok'
+(cd "$W/src" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/src.sum"
+mount -t ext4 -o ro "/dev/$DEV" "$W/mnt" 2>"$W/mount.err" &&
+	(cd "$W/mnt" && sha256sum -c --quiet "$W/src.sum") > "$W/files.log" 2>&1; rc=$?
+t "its file system mounts and every file matches ($(wc -l < "$W/src.sum") files)" '[ $rc = 0 ]'
+umount "$W/mnt" 2>/dev/null
+t "each chunk was fetched from nginx once ($(gets "$W/s1") GETs, $NDATA chunks)" \
+	'[ "$(gets "$W/s1")" = "$NDATA" ]'
+
+# 4: the caching proxy
+fresh
+start_daemon --store "http://127.0.0.1:$P2"
+map && whole_ok; rc1=$?
+fresh
+start_daemon --store "http://127.0.0.1:$P2"
+map && whole_ok; rc2=$?
+hits=$(awk '$10 == "HIT"' "$W/px/access.log" | wc -l)
+t "through a caching proxy, twice: right bytes, the second pass from its cache ($hits hits)" \
+	'[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$hits" -ge "$NDATA" ]'
+
+# 5: two stores, the first with half the chunks
+fresh
+s1=$(gets "$W/s1")
+start_daemon --store "$W/half" --store "$URL1"
+map && whole_ok; rc=$?
+from2=$(( $(gets "$W/s1") - s1 ))
+t "a second store answers what the first lacks ($from2 of $NDATA from it)" \
+	'[ $rc = 0 ] && [ "$from2" = "$((NDATA - NHALF))" ]'
+
+# 6: a dead first store, then a good one
+fresh
+start_daemon --store "http://127.0.0.1:$P4" --store "$URL1"
+map && whole_ok; rc=$?
+t "a store that refuses connections is passed over for the next" '[ $rc = 0 ]'
+
+# 7: 500s and dropped connections
+fresh
+start_daemon --store "http://127.0.0.1:$P3"
+map && whole_ok; rc=$?
+report
+retries=$(sed -n 's/.*stores: [0-9]* chunks fetched, \([0-9]*\) retries.*/\1/p' "$W/d.log" | tail -n 1)
+# A dropped connection that curl had reused it retries itself, once:
+# only the 500s are sure to reach the daemon.
+fails=$(awk '$11 == "fail"' "$W/bad/access.log" | wc -l)
+resets=$(awk '$11 == "reset"' "$W/bad/access.log" | wc -l)
+t "30% 500s and 10% dropped connections are retried: right bytes ($fails 500s, $resets resets, ${retries:-?} retries)" \
+	'[ $rc = 0 ] && [ "$fails" -gt 0 ] && [ "$resets" -gt 0 ] && [ "${retries:-0}" -ge "$fails" ]'
+
+# 8-9: the store goes down, then comes back
+fresh
+start_daemon --store "$URL1" --connect-timeout 500
+map --fetch-timeout 3000
+srv_stop "$W/s1"
+SECONDS=0
+dd if="/dev/$DEV" of=/dev/null bs=$CS count=1 skip=2 iflag=direct 2>/dev/null; rc=$?
+took=$SECONDS
+t "with the store down a read fails (EIO) at the fetch deadline, retried till then (${took}s, deadline 3 s)" \
+	'[ $rc != 0 ] && [ $took -ge 2 ] && [ $took -le 8 ] &&
+	 grep -q "deadline reached after" "$W/d.log"'
+srv_nginx_store "$W/s1" "$W/store" "$P1" >/dev/null
+whole_ok; rc=$?
+t "once the store is back the same reads succeed" '[ $rc = 0 ]'
+
+# 10-11: the disk cache across a daemon restart
+fresh
+rm -rf "$W/cache"
+start_daemon --store "$URL1" --cache-dir "$W/cache" --cache-size 1G
+map && whole_ok; rc1=$?
+report
+c1=$(cache_stat)
+fresh
+s1=$(gets "$W/s1")
+start_daemon --store "$URL1" --cache-dir "$W/cache" --cache-size 1G
+map && whole_ok; rc2=$?
+report
+c2=$(cache_stat)
+again=$(( $(gets "$W/s1") - s1 ))
+t "the disk cache fills on the first pass ($c1)" \
+	'[ $rc1 = 0 ] && [[ "$c1" == *" inserted=$NDATA "* ]]'
+t "a restarted daemon serves every chunk from it: right bytes, $again fetched from the store" \
+	'[ $rc2 = 0 ] && [ "$again" = 0 ] && [[ "$c2" == "hits=$NDATA "* ]]'
+
+# 12: kill -9 in the middle of a read that fills the disk cache.  The
+# store is 200 ms away and two fetches run at once, so the read takes
+# seconds; after the kill, the chunks the first daemon had cached (K of
+# them) must come from the cache, and only the others from the store.
+fresh
+rm -rf "$W/cache2"
+srv_shape "$P1" 0 200 || ktap_exit_fail_msg "tc: $SRV_ERR"
+start_daemon --store "$URL1" --cache-dir "$W/cache2" --cache-size 1G --max-inflight 2
+map
+(cmp -n "$SIZE" "/dev/$DEV" "$W/image" > "$W/cmp.out" 2>&1; echo $? > "$W/cmp.rc") &
+reader=$!
+sleep 3
+kill -9 "$DPID"; wait "$DPID" 2>/dev/null
+midway=0; kill -0 $reader 2>/dev/null && midway=1
+K=$(find "$W/cache2" -type f -name '[0-9a-f]*' | wc -l)
+start_daemon --store "$URL1" --cache-dir "$W/cache2" --cache-size 1G
+wait $reader
+report
+srv_unshape
+second=$(sed -n 's/.*stores: \([0-9]*\) chunks fetched.*/\1/p' "$W/d.log" | tail -n 1)
+t "kill -9 mid-read, restart: no EIO, right bytes; the $K chunks cached before come from the cache, only the other $((NDATA - K)) from the store (${second:-?})" \
+	'[ $midway = 1 ] && [ "$(cat "$W/cmp.rc")" = 0 ] && [ "$K" -gt 0 ] &&
+	 [ "$K" -lt "$NDATA" ] && [ "${second:-x}" = "$((NDATA - K))" ]'
+
+# 13-14: a bounded cache under fio
+fresh
+rm -rf "$W/small"
+BOUND=$((NDATA / 3 * CS))
+start_daemon --store "$URL1" --cache-dir "$W/small" --cache-size "$BOUND"
+map
+fio --name=r --filename="/dev/$DEV" --rw=randread --bs=4k --direct=1 \
+	--ioengine=psync --size="$SIZE" --io_size=$((SIZE * 2)) --numjobs=2 \
+	--randrepeat=0 > "$W/fio.out" 2>&1; rc=$?
+report
+c=$(cache_stat)
+bytes=$(sed 's/.* bytes=\([0-9]*\) .*/\1/' <<<"$c")
+t "fio over an image 3x the disk cache runs clean" '[ $rc = 0 ] && whole_ok'
+t "the disk cache stays within its bound of $BOUND bytes ($c)" \
+	'[ -n "$bytes" ] && [ "$bytes" -le "$BOUND" ] && [[ "$c" != *" evicted=0 "* ]] &&
+	 [ "$(find "$W/small" -type f -name "[0-9a-f]*" -printf "%s\n" |
+	      awk "{ n += \$1 } END { print n + 0 }")" -le "$BOUND" ]'
+
+# 15-16: a corrupted cache file (the full cache of 10-11)
+fresh
+victim=$(find "$W/cache" -type f -name '[0-9a-f]*' | sort | head -n 1)
+printf '\xff' | dd of="$victim" bs=1 seek=100 conv=notrunc 2>/dev/null
+s1=$(gets "$W/s1")
+start_daemon --store "$URL1" --cache-dir "$W/cache" --cache-size 1G
+map && whole_ok; rc=$?
+report
+again=$(( $(gets "$W/s1") - s1 ))
+t "a corrupted cache file is refused by the kernel and fetched again: no read fails" \
+	'[ $rc = 0 ] && [ "$again" = 1 ] && [ "$(cat /sys/block/$DEV/snapblk/fetch_errors)" = 0 ]'
+t "the daemon dropped it from the cache and says so" \
+	'grep -q "the kernel rejected the last answer (dropped from the disk cache)" "$W/d.log" &&
+	 [[ "$(cache_stat)" == *" dropped=1 "* ]] &&
+	 [ "$(cat /sys/block/$DEV/snapblk/refetches)" = 1 ]'
+
+# 17-18: HTTPS with HTTP/2, the server's CA given with --ca-file
+srv_free_port P5 && srv_nginx_store "$W/tls" "$W/store" "$P5" --tls ||
+	ktap_exit_fail_msg "nginx tls: $SRV_ERR"
+fresh
+start_daemon --store "https://127.0.0.1:$P5" --ca-file "$W/tls/ca.pem"
+map && whole_ok; rc=$?
+h2=$(awk '$4 == 200 && $9 == "HTTP/2.0"' "$W/tls/access.log" | wc -l)
+conns=$(awk '$4 == 200 { print $2 }' "$W/tls/access.log" | sort -u | wc -l)
+t "an https store with --ca-file: right bytes, every chunk over HTTP/2 ($h2 of $NDATA) on $conns connection(s)" \
+	'[ $rc = 0 ] && [ "$h2" = "$NDATA" ] && [ "$conns" -le 2 ]'
+fresh
+start_daemon --store "https://127.0.0.1:$P5"
+map
+dd if="/dev/$DEV" of=/dev/null bs=$CS count=1 iflag=direct 2>/dev/null; rc=$?
+t "without the CA the certificate is refused: EIO, logged with what to do" \
+	'[ $rc != 0 ] && grep -q "is the server.s certificate signed by a CA in --ca-file" "$W/d.log"'
+
+# 19: a replica group, one replica slow (1.5 s before each answer):
+# hedged requests.  One fetch at a time, so that time adds up: without
+# hedging, the half of the chunks that go to the slow replica first would
+# take NDATA / 2 * 1.5 s.
+srv_free_port P6 && srv_nginx_faulty "$W/slow" "$W/store" "$P6" \
+	--slow-percent 100 --slow-ms 1500 ||
+	ktap_exit_fail_msg "nginx slow: $SRV_ERR"
+fresh
+start_daemon --store-group "http://127.0.0.1:$P6,$URL1" --hedge-ms 100 \
+	--max-inflight 1
+map
+SECONDS=0
+whole_ok; rc=$?
+took=$SECONDS
+report
+read -r hedges wins < <(sed -n 's/.*(group): \([0-9]*\) hedged requests, \([0-9]*\) won.*/\1 \2/p' "$W/d.log" | tail -n 1)
+t "a replica group with one slow replica: hedged requests (${hedges:-?} sent, ${wins:-?} won) keep the read at ${took}s, not $((NDATA * 3 / 4))s" \
+	'[ $rc = 0 ] && [ "${hedges:-0}" -ge $((NDATA / 2 - 1)) ] &&
+	 [ "${wins:-0}" -ge $((NDATA / 2 - 1)) ] && [ "$took" -lt $((NDATA * 3 / 4 / 3)) ]'
+
+# 20: the same without --hedge-ms: 50 ms until 20 answers are known,
+# then the 95th percentile of the group's latencies
+fresh
+start_daemon --store-group "http://127.0.0.1:$P6,$URL1" --max-inflight 1
+map
+SECONDS=0
+whole_ok; rc=$?
+took=$SECONDS
+report
+read -r hedges wins < <(sed -n 's/.*(group): \([0-9]*\) hedged requests, \([0-9]*\) won.*/\1 \2/p' "$W/d.log" | tail -n 1)
+t "the hedge delay from the latencies seen: ${hedges:-?} hedged, ${wins:-?} won, ${took}s" \
+	'[ $rc = 0 ] && [ "${wins:-0}" -ge $((NDATA / 2 - 1)) ] &&
+	 [ "$took" -lt $((NDATA * 3 / 4 / 3)) ]'
+
+stop_daemon
+ktap_finished
