@@ -16,7 +16,7 @@
 #include <uapi/linux/snapblk.h>
 
 /* Module version, reported by modinfo and SNAPBLK_CMD_GET_INFO. */
-#define SNAPBLK_VERSION "0.4.0"
+#define SNAPBLK_VERSION "0.5.0"
 
 struct snapblk_dev;
 
