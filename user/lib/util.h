@@ -46,6 +46,14 @@ int parse_ulong(const char *s, unsigned long min, unsigned long max,
 		unsigned long *out);
 
 /*
+ * Parse a size: decimal bytes, or with a K, M, G or T suffix (either case,
+ * binary: 1K is 1024), optionally followed by "iB" or "B" ("512K",
+ * "4MiB", "1G", "65536").  0 with *out set, or -EINVAL (also on
+ * overflow).  Every tool's size options go through this.
+ */
+int sb_parse_size(const char *s, uint64_t *out);
+
+/*
  * The hint usage_die() prints, e.g. "run 'snapblkd --help' for usage";
  * set by main() (NULL: none).
  */

@@ -154,48 +154,6 @@ static noreturn void cmd_usage_die(const char *cmd, const char *fmt, ...)
 	usage_die("%s", msg);
 }
 
-/* "512K", "4MiB", "1G", "65536": binary multiples. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned int shift = 0;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K':
-		shift = 10;
-		break;
-	case 'm': case 'M':
-		shift = 20;
-		break;
-	case 'g': case 'G':
-		shift = 30;
-		break;
-	case 't': case 'T':
-		shift = 40;
-		break;
-	case '\0':
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (shift) {
-		end++;
-		if (!strcmp(end, "iB") || !strcmp(end, "B"))
-			end += strlen(end);
-	}
-	if (*end || (shift && v > (~0ULL >> shift)))
-		return -EINVAL;
-	*out = v << shift;
-	return 0;
-}
-
 /* NULL path: the default secret, returned as NULL. */
 static uint8_t *read_secret(const char *path, size_t *len)
 {
@@ -711,7 +669,7 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 			o->secret_file = optarg;
 			break;
 		case 'c':
-			if (parse_size(optarg, &o->chunk_size))
+			if (sb_parse_size(optarg, &o->chunk_size))
 				cmd_usage_die("create", "bad chunk size '%s'",
 					  optarg);
 			break;
@@ -740,7 +698,7 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 			o->flat.tar = optarg;
 			break;
 		case O_FS_SIZE:
-			if (parse_size(optarg, &o->flat.fs_size) ||
+			if (sb_parse_size(optarg, &o->flat.fs_size) ||
 			    o->flat.fs_size < (1 << 20))
 				cmd_usage_die("create", "bad --fs-size '%s' (at "
 					  "least 1M)", optarg);

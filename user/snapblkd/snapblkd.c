@@ -892,32 +892,15 @@ static unsigned int parse_uint(const char *what, const char *s,
 	return v;
 }
 
-/* SIZE: a number of bytes, or with a K, M, G or T suffix (binary). */
+/* SIZE: sb_parse_size(), not 0. */
 static uint64_t parse_size(const char *what, const char *s)
 {
-	static const char suffixes[] = "KMGT";
-	unsigned long long v;
-	const char *p;
-	char *end;
-	int shift = 0;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*s < '0' || *s > '9' || errno)
-		goto bad;
-	if (*end) {
-		p = strchr(suffixes, *end);
-		if (!p || !*p || (end[1] && strcmp(end + 1, "iB") &&
-				  strcmp(end + 1, "B")))
-			goto bad;
-		shift = 10 * (int)(p - suffixes + 1);
-	}
-	if (!v || v > (UINT64_MAX >> shift))
-		goto bad;
-	return (uint64_t)v << shift;
-bad:
-	usage_die("invalid %s '%s': give bytes, or a number with K, M, G or "
-		  "T", what, s);
+	if (sb_parse_size(s, &v) || !v)
+		usage_die("invalid %s '%s': give bytes, or a number with K, "
+			  "M, G or T", what, s);
+	return v;
 }
 
 static void parse_args(int argc, char **argv)
@@ -1247,8 +1230,8 @@ static unsigned int run(int sig_fd)
 {
 	int64_t stop_deadline = 0, next, now;
 	struct curl_waitfd w[4];
+	int running, nw, timeout, pool_i, dev_i;
 	uint64_t v;
-	int running, nw, timeout;
 
 	for (;;) {
 		next = run_timers();
@@ -1261,14 +1244,17 @@ static unsigned int run(int sig_fd)
 			next = stop_deadline;
 		}
 		nw = 0;
+		pool_i = dev_i = -1;
 		w[nw++] = (struct curl_waitfd){ .fd = sig_fd,
 						 .events = CURL_WAIT_POLLIN };
 		w[nw++] = (struct curl_waitfd){ .fd = stop_fd,
 						 .events = CURL_WAIT_POLLIN };
-		if (store_dir_event_fd() >= 0)
+		if (store_dir_event_fd() >= 0) {
+			pool_i = nw;
 			w[nw++] = (struct curl_waitfd){
 				.fd = store_dir_event_fd(),
 				.events = CURL_WAIT_POLLIN };
+		}
 		if (!stopping) {
 			short ev = 0;
 
@@ -1276,9 +1262,11 @@ static unsigned int run(int sig_fd)
 				ev |= CURL_WAIT_POLLIN;
 			if (pending)
 				ev |= CURL_WAIT_POLLOUT;
-			if (ev)
+			if (ev) {
+				dev_i = nw;
 				w[nw++] = (struct curl_waitfd){ .fd = dev_fd,
 								 .events = ev };
+			}
 		}
 		timeout = next > now ? (int)(next - now) : 0;
 		if (curl_multi_poll(loop_multi, w, nw, timeout, NULL) !=
@@ -1291,7 +1279,7 @@ static unsigned int run(int sig_fd)
 		}
 		curl_multi_perform(loop_multi, &running);
 		store_http_complete();
-		if (w[2].fd == store_dir_event_fd() && w[2].revents)
+		if (pool_i >= 0 && w[pool_i].revents)
 			store_dir_complete();
 		if (w[0].revents && take_signals(sig_fd)) {
 			if (stopping) {
@@ -1311,12 +1299,10 @@ static unsigned int run(int sig_fd)
 		}
 		if (stopping)
 			continue;
-		if (nw == 4 || (nw == 3 && store_dir_event_fd() < 0)) {
-			struct curl_waitfd *d = &w[nw - 1];
-
-			if (d->revents & CURL_WAIT_POLLOUT)
+		if (dev_i >= 0) {
+			if (w[dev_i].revents & CURL_WAIT_POLLOUT)
 				flush_pending();
-			if ((d->revents & CURL_WAIT_POLLIN) &&
+			if ((w[dev_i].revents & CURL_WAIT_POLLIN) &&
 			    inflight < opt.max_inflight)
 				read_requests();
 		}
