@@ -50,7 +50,53 @@
  *   A device message carries SNAPBLK_ATTR_NAME, SNAPBLK_ATTR_INDEX (u32,
  *   N of /dev/snapblkN), SNAPBLK_ATTR_IMAGE_SIZE, SNAPBLK_ATTR_CHUNK_SIZE,
  *   SNAPBLK_ATTR_IMAGE_ID, SNAPBLK_ATTR_FETCH_TIMEOUT_MS and
- *   SNAPBLK_ATTR_STATS, a nest of SNAPBLK_STAT_* u64 counters.
+ *   SNAPBLK_ATTR_STATS, a nest of SNAPBLK_STAT_* u64 counters.  From API
+ *   version 4 also SNAPBLK_ATTR_READAHEAD_CHUNKS, SNAPBLK_ATTR_MAX_INFLIGHT,
+ *   SNAPBLK_ATTR_PREFETCH_STATE (u32, SNAPBLK_PREFETCH_*), and, with the
+ *   stats, SNAPBLK_ATTR_LATENCY (binary: SNAPBLK_LATENCY_BUCKETS __u64,
+ *   see there) and SNAPBLK_ATTR_TIERS (nest: attribute type T is a u64,
+ *   the chunks whose answer the daemon said came from tier T, see
+ *   SNAPBLK_TIER_*; only tiers seen are present).
+ *
+ *   SNAPBLK_CMD_CREATE also takes (API 4, optional)
+ *               SNAPBLK_ATTR_READAHEAD_CHUNKS (u32, 0..SNAPBLK_READAHEAD_MAX,
+ *                 default 0: off)
+ *               SNAPBLK_ATTR_MAX_INFLIGHT (u32, 1..SNAPBLK_MAX_INFLIGHT_MAX,
+ *                 default SNAPBLK_MAX_INFLIGHT_DEFAULT)
+ *
+ *   SNAPBLK_CMD_PREFETCH   (admin, do; API 4): fetch chunks of a device in
+ *     the background, in the order given, at most max_inflight fetches of
+ *     the device at once (demand fetches count), each at background
+ *     priority (SNAPBLK_FETCH_F_BACKGROUND).  Replaces a prefetch that is
+ *     still running.
+ *     request:  SNAPBLK_ATTR_NAME
+ *               SNAPBLK_ATTR_IMAGE_ID: the image the list was recorded
+ *                 for; EINVAL ("prefetch list is for another image")
+ *                 unless it is the device's
+ *               one of: SNAPBLK_ATTR_PREFETCH_FD (u32): a regular file
+ *                 or memfd of the caller holding __u32 chunk indexes
+ *                 (native endian) from offset 0, SNAPBLK_ATTR_PREFETCH_COUNT
+ *                 (u32) of them, each < the device's chunk count (else
+ *                 EINVAL); SNAPBLK_ATTR_HYDRATE (u32, 1): every chunk of
+ *                 the image, in order; SNAPBLK_ATTR_PREFETCH_STOP (u32, 1):
+ *                 stop the running prefetch (fetches in flight finish).
+ *     reply:    a device message
+ *
+ *   SNAPBLK_CMD_TRACE_GET  (admin, do; API 4): the order in which the
+ *     device's reads first touched its chunks (ZERO chunks excluded), for
+ *     `snapblk record`.  At most SNAPBLK_TRACE_MAX chunks are recorded.
+ *     request:  SNAPBLK_ATTR_NAME, SNAPBLK_ATTR_TRACE_OFFSET (u32, first
+ *               entry wanted; optional, 0)
+ *     reply:    SNAPBLK_ATTR_IMAGE_ID, SNAPBLK_ATTR_CHUNK_SIZE,
+ *               SNAPBLK_ATTR_TRACE_TOTAL (u32, entries recorded so far),
+ *               SNAPBLK_ATTR_TRACE (binary, __u32 chunk indexes from the
+ *               offset, at most SNAPBLK_TRACE_BATCH of them; absent when
+ *               the offset is at or past the total)
+ *
+ *   SNAPBLK_CMD_CACHE_STATUS (unprivileged, do; API 4): the shared cache.
+ *     reply:    SNAPBLK_ATTR_CACHE_STATS (nest of SNAPBLK_CACHE_STAT_*,
+ *               u64 each), SNAPBLK_ATTR_LATENCY (every fetch since load),
+ *               SNAPBLK_ATTR_TIERS (likewise)
  *
  * Multicast groups:
  *
@@ -111,8 +157,12 @@
  *    SNAPBLK_FETCH_F_*, the re-fetch after a bad answer,
  *    SNAPBLK_ATTR_ADDR and SNAPBLK_ATTR_REFETCH in chunk-error events,
  *    SNAPBLK_STAT_REFETCHES.
+ * 4: background fetches (readahead, prefetch, hydration) and
+ *    SNAPBLK_FETCH_F_BACKGROUND; struct snapblk_fetch_resp may be 24
+ *    bytes (tier, retries); SNAPBLK_CMD_PREFETCH, SNAPBLK_CMD_TRACE_GET,
+ *    SNAPBLK_CMD_CACHE_STATUS; the attributes and counters marked API 4.
  */
-#define SNAPBLK_API_VERSION		3
+#define SNAPBLK_API_VERSION		4
 
 enum snapblk_cmd {
 	SNAPBLK_CMD_UNSPEC,
@@ -126,6 +176,9 @@ enum snapblk_cmd {
 	SNAPBLK_CMD_CLONE_TRIGGER,	/* API version 2 */
 	SNAPBLK_CMD_CLONE_STATUS,
 	SNAPBLK_EVENT_CLONE,
+	SNAPBLK_CMD_PREFETCH,		/* API version 4 */
+	SNAPBLK_CMD_TRACE_GET,
+	SNAPBLK_CMD_CACHE_STATUS,
 
 	__SNAPBLK_CMD_MAX,
 };
@@ -155,6 +208,19 @@ enum snapblk_attr {
 	SNAPBLK_ATTR_CLONE_STATS,	/* nest of SNAPBLK_CLONE_STAT_* (u64) */
 	SNAPBLK_ATTR_ADDR,		/* binary, SNAPBLK_ADDR_LEN; API 3 */
 	SNAPBLK_ATTR_REFETCH,		/* u32, 0 or 1; API 3 */
+	SNAPBLK_ATTR_READAHEAD_CHUNKS,	/* u32; API 4 */
+	SNAPBLK_ATTR_MAX_INFLIGHT,	/* u32 */
+	SNAPBLK_ATTR_PREFETCH_STATE,	/* u32, SNAPBLK_PREFETCH_* */
+	SNAPBLK_ATTR_PREFETCH_FD,	/* u32 file descriptor */
+	SNAPBLK_ATTR_PREFETCH_COUNT,	/* u32 */
+	SNAPBLK_ATTR_HYDRATE,		/* u32, 1 */
+	SNAPBLK_ATTR_PREFETCH_STOP,	/* u32, 1 */
+	SNAPBLK_ATTR_TRACE_OFFSET,	/* u32 */
+	SNAPBLK_ATTR_TRACE_TOTAL,	/* u32 */
+	SNAPBLK_ATTR_TRACE,		/* binary, __u32 chunk indexes */
+	SNAPBLK_ATTR_LATENCY,		/* binary, __u64[SNAPBLK_LATENCY_BUCKETS] */
+	SNAPBLK_ATTR_TIERS,		/* nest, u64 per SNAPBLK_TIER_* */
+	SNAPBLK_ATTR_CACHE_STATS,	/* nest of SNAPBLK_CACHE_STAT_* */
 
 	__SNAPBLK_ATTR_MAX,
 };
@@ -174,11 +240,94 @@ enum snapblk_stat {
 	SNAPBLK_STAT_INFLIGHT,		/* fetches queued or in progress */
 	SNAPBLK_STAT_PAD,		/* alignment padding for u64 */
 	SNAPBLK_STAT_REFETCHES,		/* bad answers fetched again; API 3 */
+	SNAPBLK_STAT_EVICTIONS,		/* resident chunks dropped; API 4 */
+	SNAPBLK_STAT_DEMAND_FETCHES,	/* fetches a read waited for */
+	SNAPBLK_STAT_READAHEAD_FETCHES,	/* background: readahead */
+	SNAPBLK_STAT_PREFETCH_FETCHES,	/* background: prefetch, hydration */
+	SNAPBLK_STAT_PREFETCH_USED,	/* background chunks read since */
+	SNAPBLK_STAT_PREFETCH_WASTED,	/* background chunks evicted unread */
+	SNAPBLK_STAT_PREFETCH_JOINED,	/* misses that joined a background
+					 * fetch (promoted to demand) */
+	SNAPBLK_STAT_PREFETCH_QUEUED,	/* chunks in the prefetch list */
+	SNAPBLK_STAT_PREFETCH_DONE,	/* of which handled (fetched, or
+					 * resident or ZERO already) */
+	SNAPBLK_STAT_RETRIES,		/* store retries the daemon reported */
+	SNAPBLK_STAT_FETCH_LATENCY_US,	/* sum of fetch latencies, in us */
+	SNAPBLK_STAT_FETCHES_DONE,	/* fetches completed (the count of
+					 * the latency histogram) */
+	SNAPBLK_STAT_TRACE_CHUNKS,	/* chunks in the first-touch trace */
 
 	__SNAPBLK_STAT_MAX,
 };
 
 #define SNAPBLK_STAT_MAX (__SNAPBLK_STAT_MAX - 1)
+
+/* Shared cache counters, nested in SNAPBLK_ATTR_CACHE_STATS; API 4. */
+enum snapblk_cache_stat {
+	SNAPBLK_CACHE_STAT_UNSPEC,
+	SNAPBLK_CACHE_STAT_PAD,		/* alignment padding for u64 */
+	SNAPBLK_CACHE_STAT_LIMIT_BYTES,	/* cache_mb, in bytes */
+	SNAPBLK_CACHE_STAT_BYTES,	/* plaintext held */
+	SNAPBLK_CACHE_STAT_CHUNKS,	/* chunks held */
+	SNAPBLK_CACHE_STAT_PROTECTED_BYTES,	/* of which protected */
+	SNAPBLK_CACHE_STAT_HITS,	/* lookups served from memory */
+	SNAPBLK_CACHE_STAT_MISSES,	/* lookups that waited for a fetch */
+	SNAPBLK_CACHE_STAT_INSERTS,	/* chunks added */
+	SNAPBLK_CACHE_STAT_EVICTIONS,	/* chunks dropped for room */
+	SNAPBLK_CACHE_STAT_DROPPED,	/* chunks dropped by drop_cache */
+	SNAPBLK_CACHE_STAT_PROMOTIONS,	/* probation -> protected */
+	SNAPBLK_CACHE_STAT_PENDING,	/* fetches queued or in progress */
+	SNAPBLK_CACHE_STAT_BYTES_FETCHED,	/* ciphertext accepted */
+	SNAPBLK_CACHE_STAT_FETCH_ERRORS,
+	SNAPBLK_CACHE_STAT_BACKGROUND_FETCHES,
+	SNAPBLK_CACHE_STAT_FETCH_LATENCY_US,
+	SNAPBLK_CACHE_STAT_FETCHES_DONE,
+	SNAPBLK_CACHE_STAT_RETRIES,
+
+	__SNAPBLK_CACHE_STAT_MAX,
+};
+
+#define SNAPBLK_CACHE_STAT_MAX (__SNAPBLK_CACHE_STAT_MAX - 1)
+
+/*
+ * SNAPBLK_ATTR_LATENCY: fetch latency, from the miss (or the background
+ * request) to the verified chunk in the cache, as a log2 histogram:
+ * bucket 0 counts fetches under 2 us, bucket i (0 < i < last) those in
+ * [2^i, 2^(i+1)) us, the last one all from 2^(SNAPBLK_LATENCY_BUCKETS-1)
+ * us (about 2.1 s) on.
+ */
+#define SNAPBLK_LATENCY_BUCKETS		22
+
+/*
+ * Where the daemon found a chunk (struct snapblk_fetch_resp.tier and the
+ * SNAPBLK_ATTR_TIERS nest).  The memory cache is the device's cache hits.
+ * SNAPBLK_TIER_STORE + k is the k-th store the daemon was given (0 the
+ * first), for k < SNAPBLK_TIER_STORES; later stores count as the last.
+ */
+enum snapblk_tier {
+	SNAPBLK_TIER_UNSPEC,		/* the daemon did not say */
+	SNAPBLK_TIER_DISK,		/* the host-wide disk cache */
+	SNAPBLK_TIER_STORE,		/* first store; then + k */
+};
+
+#define SNAPBLK_TIER_STORES		8
+#define SNAPBLK_TIER_MAX		(SNAPBLK_TIER_STORE + SNAPBLK_TIER_STORES - 1)
+
+/* Prefetch state of a device (SNAPBLK_ATTR_PREFETCH_STATE, sysfs). */
+enum snapblk_prefetch_state {
+	SNAPBLK_PREFETCH_NONE,		/* never started */
+	SNAPBLK_PREFETCH_RUNNING,	/* chunks left to fetch */
+	SNAPBLK_PREFETCH_DONE,		/* every chunk of the list handled */
+	SNAPBLK_PREFETCH_STOPPED,	/* stopped before the end */
+};
+
+/* Readahead and in-flight bounds of a device. */
+#define SNAPBLK_READAHEAD_MAX		256
+#define SNAPBLK_MAX_INFLIGHT_DEFAULT	16
+#define SNAPBLK_MAX_INFLIGHT_MAX	1024
+/* Most chunks in a first-touch trace; most per SNAPBLK_CMD_TRACE_GET. */
+#define SNAPBLK_TRACE_MAX		(1U << 20)
+#define SNAPBLK_TRACE_BATCH		4096
 
 /* Who reported a clone. */
 enum snapblk_clone_source {
@@ -369,11 +518,21 @@ struct snapblk_chunk_entry {
  *   cache file): fetch from the store, not from a cache, and replace the
  *   cached copy.  The kernel fetches a chunk at most twice per miss.
  *
+ * SNAPBLK_FETCH_F_BACKGROUND (API 4): no read waits for this chunk yet
+ *   (readahead, prefetch or hydration).  The kernel hands out every
+ *   pending demand request before any background one; a daemon should
+ *   likewise start demand requests first and keep room for them (never
+ *   fill all its transfer slots with background work), so that a
+ *   background fetch delays a demand read by at most one fetch.  A read
+ *   that needs the chunk while its request is still queued in the kernel
+ *   makes it a demand request (the flag is then clear when it is read).
+ *
  * Bits not defined here are 0 from this module; a daemon ignores those it
  * does not know.
  */
 #define SNAPBLK_FETCH_F_DEADLINE	(1U << 0)
 #define SNAPBLK_FETCH_F_REFETCH		(1U << 1)
+#define SNAPBLK_FETCH_F_BACKGROUND	(1U << 2)
 
 /* One request: 72 bytes, no implicit padding. */
 struct snapblk_fetch_req {
@@ -387,11 +546,19 @@ struct snapblk_fetch_req {
 	__u64	deadline_ns;	/* CLOCK_MONOTONIC ns, F_DEADLINE; API 3 */
 };
 
+/*
+ * One answer.  @len is 16 (API 3: no @tier, no @retries) or 24; the
+ * kernel takes either and refuses any other with EINVAL.
+ */
 struct snapblk_fetch_resp {
-	__u32	len;		/* sizeof(struct snapblk_fetch_resp) */
+	__u32	len;		/* 16 or sizeof(struct snapblk_fetch_resp) */
 	__u32	error;		/* 0, or a positive errno */
 	__u64	id;		/* from the request */
+	__u32	tier;		/* SNAPBLK_TIER_*: where it came from; API 4 */
+	__u32	retries;	/* store requests beyond the first; API 4 */
 };
+
+#define SNAPBLK_FETCH_RESP_LEN_V3	16
 
 /*
  * Clone generation: /dev/snapblk-gen
