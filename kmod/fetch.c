@@ -46,7 +46,9 @@ static_assert(offsetof(struct snapblk_fetch_req, dev_index) == 48);
 static_assert(offsetof(struct snapblk_fetch_req, flags) == 52);
 static_assert(offsetof(struct snapblk_fetch_req, chunk) == 56);
 static_assert(offsetof(struct snapblk_fetch_req, deadline_ns) == 64);
-static_assert(sizeof(struct snapblk_fetch_resp) == 16);
+static_assert(sizeof(struct snapblk_fetch_resp) == 24);
+static_assert(offsetof(struct snapblk_fetch_resp, tier) ==
+	      SNAPBLK_FETCH_RESP_LEN_V3);
 
 /* An open /dev/snapblk-fetch; lives from open to release. */
 struct snapblk_fetcher {
@@ -451,18 +453,29 @@ static ssize_t fetch_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	bool bad = false;	/* the answer failed a check on its content */
 	int err;
 
-	if (len < sizeof(resp))
+	u32 hlen;
+
+	if (len < SNAPBLK_FETCH_RESP_LEN_V3)
 		return -EINVAL;
-	if (copy_from_iter(&resp, sizeof(resp), from) != sizeof(resp))
+	memset(&resp, 0, sizeof(resp));
+	if (copy_from_iter(&resp, SNAPBLK_FETCH_RESP_LEN_V3, from) !=
+	    SNAPBLK_FETCH_RESP_LEN_V3)
 		return -EFAULT;
-	if (resp.len != sizeof(resp))
+	hlen = resp.len;
+	if (hlen != SNAPBLK_FETCH_RESP_LEN_V3 && hlen != sizeof(resp))
 		return -EINVAL;
+	if (hlen > len)
+		return -EINVAL;
+	if (hlen > SNAPBLK_FETCH_RESP_LEN_V3 &&
+	    copy_from_iter(&resp.tier, hlen - SNAPBLK_FETCH_RESP_LEN_V3, from) !=
+	    hlen - SNAPBLK_FETCH_RESP_LEN_V3)
+		return -EFAULT;
 	c = claim_answer(f, resp.id);
 	if (!c)
 		return -ENOENT;
 
 	if (resp.error) {
-		if (len != sizeof(resp)) {
+		if (len != hlen) {
 			unclaim(f, c);
 			return -EINVAL;
 		}
@@ -471,13 +484,13 @@ static ssize_t fetch_write_iter(struct kiocb *iocb, struct iov_iter *from)
 				    c->dev_index, c->chunk, resp.error);
 		goto done;
 	}
-	if (len != sizeof(resp) + c->chunk_size) {
+	if (len != hlen + c->chunk_size) {
 		/* A truncated or padded chunk is a bad chunk. */
 		err = -EBADMSG;
 		bad = true;
 		pr_warn_ratelimited("snapblk%u: chunk %llu: %zu bytes delivered, %u expected\n",
 				    c->dev_index, c->chunk,
-				    len - sizeof(resp), c->chunk_size);
+				    len - hlen, c->chunk_size);
 		goto done;
 	}
 	err = alloc_pages_for(c);
