@@ -7,11 +7,20 @@
  *
  * One event loop (the main thread) does everything but directory reads:
  * it polls the fetch device, the signals, the directory readers' eventfd
- * and, through curl_multi_poll(), every HTTP connection.  It reads a
- * request only while fewer than --max-inflight fetches are in flight, so
- * the rest stay queued in the kernel (back-pressure: a second daemon may
- * take them, and a stopped or killed daemon holds at most that many,
- * which the kernel re-queues when the file is closed).
+ * and, through curl_multi_poll(), every HTTP connection.  Requests read
+ * wait in two queues (jobq.h): demand first, and background work
+ * (SNAPBLK_FETCH_F_BACKGROUND: readahead, prefetch, hydration) only
+ * while a quarter of the --max-inflight slots stays free for demand.  It
+ * reads requests only while fewer than queue_max (4 x --max-inflight, at
+ * least 64) wait, so the rest stay queued in the kernel (back-pressure: a
+ * second daemon may take them, and a stopped or killed daemon holds at
+ * most --max-inflight + queue_max, which the kernel re-queues when the
+ * file is closed).
+ *
+ * Answers carry the API 4 header (struct snapblk_fetch_resp, 24 bytes:
+ * where the chunk came from and the store requests it took); a module
+ * of API 3 refuses it with EINVAL, and the daemon then answers with the
+ * 16-byte header for the rest of its run.
  *
  * A fetch: the disk cache first (unless the kernel says an earlier answer
  * failed verification: SNAPBLK_FETCH_F_REFETCH, then the cached copy is
@@ -65,6 +74,7 @@
 #include "chunk.h"
 #include "dcache.h"
 #include "hex.h"
+#include "jobq.h"
 #include "snapblkd.h"
 #include "store.h"
 #include "util.h"
@@ -95,7 +105,7 @@ static const char usage_text[] =
 "                [--s3-endpoint URL] [--s3-style path|virtual]\n"
 "                [--s3-region REGION] [--aws-profile NAME]\n"
 "                [--device PATH | --device-fd FD] [--stop-timeout SECONDS]\n"
-"                [--syslog] [--foreground] [-v]\n"
+"                [--delay-ms MS] [--syslog] [--foreground] [-v]\n"
 "\n"
 "Fetch daemon of the snapblk lazy block device: read the kernel's chunk\n"
 "requests from /dev/snapblk-fetch and answer each with the chunk's\n"
@@ -136,7 +146,10 @@ static const char usage_text[] =
 "      --cache-size SIZE\n"
 "                       its bound, in bytes or with K, M, G, T (binary)\n"
 "      --max-inflight N fetches in flight at once, 1 to 4096 (default 64);\n"
-"                       further requests wait in the kernel\n"
+"                       demand requests first, background ones (readahead,\n"
+"                       prefetch) only while a quarter of N stays free;\n"
+"                       up to 4 N more (at least 64) wait in snapblkd,\n"
+"                       further requests in the kernel\n"
 "  -j, --jobs N         threads reading directory stores, 1 to 256\n"
 "                       (default 4)\n"
 "      --retries N      rounds of retries over the stores that failed\n"
@@ -167,6 +180,9 @@ static const char usage_text[] =
 "                       (0 to 3600, default 5) for directory reads in\n"
 "                       progress, then exit anyway: the kernel re-queues\n"
 "                       them\n"
+"      --delay-ms MS    testing aid: every store request completes no\n"
+"                       earlier than MS ms after it started (0 to 600000,\n"
+"                       default 0), as if the store were far away\n"
 "      --syslog         log to syslog (facility daemon) instead of\n"
 "                       standard error\n"
 "  -f, --foreground     accepted for service files: snapblkd always runs\n"
@@ -182,8 +198,9 @@ static const char usage_text[] =
 "store, no answer before the deadline) 'I/O error' (EIO); either fails\n"
 "the reads that need it with EIO and is logged once with each store's\n"
 "reason.  SIGUSR1 logs the counters; so does the exit: chunks fetched,\n"
-"missing, errors, bytes, and the disk cache's hits, misses, insertions,\n"
-"evictions and size.\n"
+"missing, errors, bytes, demand and background fetches started and\n"
+"completed, chunks by tier, and the disk cache's hits, misses,\n"
+"insertions, evictions and size.\n"
 "\n"
 "Exit status: 0 stopped by SIGTERM or SIGINT, 1 failure (device, store\n"
 "or cache cannot be opened, device error), 2 usage error.  See\n"
@@ -198,6 +215,12 @@ static struct {
 	uint64_t from_store;	/* chunks fetched from a store */
 	uint64_t retries;	/* transient failures retried */
 	uint64_t refetches;	/* requests flagged SNAPBLK_FETCH_F_REFETCH */
+	uint64_t demand_started;	/* fetches started as demand */
+	uint64_t demand_done;		/* of which answered */
+	uint64_t bg_started;		/* started as background work */
+	uint64_t bg_done;		/* of which answered */
+	uint64_t tiers[SNAPBLK_TIER_MAX + 1];	/* answers with data, by
+						 * SNAPBLK_TIER_* */
 } cnt;
 
 static struct {
@@ -210,6 +233,8 @@ static struct {
 	unsigned int max_inflight;
 	unsigned int retries;
 	unsigned int stop_timeout;	/* seconds */
+	unsigned int delay_ms;		/* --delay-ms: a store request's
+					 * least duration */
 	bool syslog;
 	bool verbose;
 } opt = {
@@ -232,6 +257,14 @@ static int dev_fd = -1;
 static int stop_fd = -1;		/* eventfd: readable once stopping */
 static atomic_int exit_status = EXIT_OK;
 static bool stopping;
+
+/* Requests read, not started yet; at most queue_max of them. */
+static struct jobq queue;
+static unsigned int queue_max;
+/* The answer header: 24 bytes (API 4), 16 once a module refused 24. */
+static uint32_t resp_len = sizeof(struct snapblk_fetch_resp);
+/* Tier of stores[i]'s first store (a group has one per replica). */
+static unsigned int tier_base[MAX_STORES];
 
 /*
  * The loop's fetches: every fetch read and not yet answered is on
@@ -395,33 +428,48 @@ static void fetch_end(struct fetch *f)
 	fetch_free(f);
 }
 
+/* f is answered (every request it serves): count it, end it. */
+static void fetch_answered(struct fetch *f)
+{
+	if (f->background)
+		cnt.bg_done++;
+	else
+		cnt.demand_done++;
+	fetch_end(f);
+}
+
 /*
- * Send one answer with one writev().  1 when the kernel took it (or it
- * is moot), 0 when the device is full (try again on POLLOUT).
+ * Send one answer to req with one writev().  1 when the kernel took it
+ * (or it is moot), 0 when the device is full (try again on POLLOUT).
  */
-static int try_answer(struct fetch *f, uint32_t error)
+static int try_answer(const struct fetch *f,
+		      const struct snapblk_fetch_req *req, uint32_t error)
 {
 	struct snapblk_fetch_resp resp = {
-		.len = sizeof(resp),
 		.error = error,
-		.id = f->req.id,
+		.id = req->id,
+		.tier = error ? SNAPBLK_TIER_UNSPEC : f->tier,
+		.retries = f->requests > 1 ? f->requests - 1 : 0,
 	};
 	struct iovec iov[2] = {
-		{ .iov_base = &resp, .iov_len = sizeof(resp) },
+		{ .iov_base = &resp },
 		{ .iov_base = f->buf, .iov_len = f->req.chunk_size },
 	};
-	size_t total = sizeof(resp) + (error ? 0 : f->req.chunk_size);
+	size_t total;
 	ssize_t n;
 	int err;
 
 	for (;;) {
+		resp.len = resp_len;
+		iov[0].iov_len = resp_len;
+		total = resp_len + (error ? 0 : f->req.chunk_size);
 		n = writev(dev_fd, iov, error ? 1 : 2);
 		if (n == (ssize_t)total)
 			return 1;
 		if (n >= 0) {
 			log_err(0, NULL, "answer to request %llu: short write "
 				"(%zd of %zu bytes)",
-				(unsigned long long)f->req.id, n, total);
+				(unsigned long long)req->id, n, total);
 			cnt.errors++;
 			return 1;
 		}
@@ -429,6 +477,14 @@ static int try_answer(struct fetch *f, uint32_t error)
 			continue;
 		if (errno == EAGAIN)
 			return 0;
+		if (errno == EINVAL && resp_len > SNAPBLK_FETCH_RESP_LEN_V3) {
+			/* A module of API 3: no tier, no retries. */
+			resp_len = SNAPBLK_FETCH_RESP_LEN_V3;
+			log_info("%s takes %u-byte answers only (a module "
+				 "older than API 4): answering without tier "
+				 "and retries", opt.device, resp_len);
+			continue;
+		}
 		break;
 	}
 	err = errno;
@@ -436,12 +492,12 @@ static int try_answer(struct fetch *f, uint32_t error)
 	if (err == ENOENT)
 		log_err(err, NULL, "answer to request %llu (snapblk%u chunk "
 			"%llu) refused: already answered or timed out",
-			(unsigned long long)f->req.id, f->req.dev_index,
-			(unsigned long long)f->req.chunk);
+			(unsigned long long)req->id, req->dev_index,
+			(unsigned long long)req->chunk);
 	else if (err == EINVAL)
 		log_err(err, "please report this snapblkd bug",
 			"answer to request %llu refused as malformed",
-			(unsigned long long)f->req.id);
+			(unsigned long long)req->id);
 	else
 		fatal(err, NULL, "writing an answer to %s", opt.device);
 	return 1;
@@ -452,11 +508,33 @@ static void count_answer(const struct fetch *f, uint32_t error)
 	if (!error) {
 		cnt.fetched++;
 		cnt.bytes += f->req.chunk_size;
+		cnt.tiers[f->tier <= SNAPBLK_TIER_MAX ? f->tier : 0]++;
 	} else if (error == ENOENT) {
 		cnt.missing++;
 	} else {
 		cnt.errors++;
 	}
+}
+
+/*
+ * Answer every request f serves (its own, then the one that joined it),
+ * counting each: 1 when done, 0 when the device is full.
+ */
+static int try_answer_all(struct fetch *f, uint32_t error)
+{
+	if (!f->sent_main) {
+		if (!try_answer(f, &f->req, error))
+			return 0;
+		f->sent_main = true;
+		count_answer(f, error);
+	}
+	if (f->has_joined) {
+		if (!try_answer(f, &f->joined, error))
+			return 0;
+		f->has_joined = false;
+		count_answer(f, error);
+	}
+	return 1;
 }
 
 /* Answer f (error 0: its buffer holds the chunk) and count it. */
@@ -468,14 +546,13 @@ static void answer(struct fetch *f, uint32_t error)
 		return;
 	}
 	f->status = error;	/* kept for a retry of the write */
-	if (pending || !try_answer(f, error)) {
+	if (pending || !try_answer_all(f, error)) {
 		f->next = NULL;
 		*pending_tail = f;
 		pending_tail = &f->next;
 		return;
 	}
-	count_answer(f, error);
-	fetch_end(f);
+	fetch_answered(f);
 }
 
 /* Answers the device would not take: POLLOUT came. */
@@ -484,13 +561,12 @@ static void flush_pending(void)
 	struct fetch *f;
 
 	while ((f = pending)) {
-		if (!try_answer(f, f->status))
+		if (!try_answer_all(f, f->status))
 			return;
 		pending = f->next;
 		if (!pending)
 			pending_tail = &pending;
-		count_answer(f, f->status);
-		fetch_end(f);
+		fetch_answered(f);
 	}
 }
 
@@ -517,6 +593,10 @@ static void start_attempt(struct fetch *f)
 {
 	f->be = stores[f->store];
 	f->retry_at_ms = 0;
+	f->started_ms = now_ms();
+	/* A group counts the requests to its replicas itself. */
+	if (strcmp(f->be->ops->kind, "group"))
+		f->requests++;
 	f->be->ops->start(f->be, f);
 }
 
@@ -605,12 +685,32 @@ static void advance(struct fetch *f)
 	give_up(f, note);
 }
 
+/* Where stores[f->store] found the chunk, as an SNAPBLK_TIER_*. */
+static uint32_t store_tier(const struct fetch *f)
+{
+	unsigned int k = tier_base[f->store];
+
+	if (!strcmp(stores[f->store]->ops->kind, "group"))
+		k += f->winner;
+	if (k >= SNAPBLK_TIER_STORES)
+		k = SNAPBLK_TIER_STORES - 1;
+	return SNAPBLK_TIER_STORE + k;
+}
+
 void fetch_done(struct fetch *f)
 {
 	struct backend *be;
+	int64_t due;
 	size_t n;
 	int ret;
 
+	/* --delay-ms: run_timers() calls again once the time has come. */
+	due = f->started_ms + opt.delay_ms;
+	if (opt.delay_ms && !stopping && now_ms() < due) {
+		f->held_until_ms = due;
+		return;
+	}
+	f->held_until_ms = 0;
 	if (f->parent) {
 		group_sub_done(f);
 		return;
@@ -628,6 +728,7 @@ void fetch_done(struct fetch *f)
 	switch (f->result) {
 	case FR_OK:
 		cnt.from_store++;
+		f->tier = store_tier(f);
 		if (dcache) {
 			ret = sb_dcache_put(dcache, f->req.addr, f->buf,
 					    f->req.chunk_size);
@@ -661,7 +762,32 @@ void fetch_done(struct fetch *f)
 	}
 }
 
-/* Retries due, and fetches past their deadline. */
+/*
+ * A replica's answer held back by --delay-ms, due by now: handed on
+ * (one per call, as that changes f->subs, and may end f): true.  Else
+ * false, and the next one's time lowers *next.
+ */
+static bool release_held_sub(struct fetch *f, int64_t now, int64_t *next)
+{
+	unsigned int i;
+	struct fetch *s;
+
+	for (i = 0; i < f->nsubs; i++) {
+		s = f->subs[i];
+		if (!s->held_until_ms)
+			continue;
+		if (s->held_until_ms <= now) {
+			*next = now;	/* more may be due */
+			fetch_done(s);
+			return true;
+		}
+		if (s->held_until_ms < *next)
+			*next = s->held_until_ms;
+	}
+	return false;
+}
+
+/* Retries due, answers held by --delay-ms, and hedges. */
 static int64_t run_timers(void)
 {
 	int64_t now = now_ms(), next = now + 1000;
@@ -669,6 +795,15 @@ static int64_t run_timers(void)
 
 	for (f = active; f; f = n) {
 		n = f->next;
+		if (f->held_until_ms) {
+			if (f->held_until_ms <= now)
+				fetch_done(f);
+			else if (f->held_until_ms < next)
+				next = f->held_until_ms;
+			continue;
+		}
+		if (f->busy && f->nsubs && release_held_sub(f, now, &next))
+			continue;
 		if (f->busy && f->hedge_at_ms) {
 			if (f->hedge_at_ms <= now)
 				group_hedge(f);
@@ -713,39 +848,56 @@ static void answer_bare(const struct snapblk_fetch_req *req, uint32_t error)
 	struct fetch f = { .req = *req };
 
 	f.req.chunk_size = 0;
-	if (!try_answer(&f, error))
+	if (!try_answer(&f, req, error))
 		log_err(EAGAIN, NULL, "answer to request %llu dropped",
 			(unsigned long long)req->id);
 	cnt.errors++;
 }
 
-static void begin(const struct snapblk_fetch_req *req)
+/* Start the fetch of a job taken off the queue (and free the job). */
+static void start_job(struct jobq_job *j)
 {
+	const struct snapblk_fetch_req *req = &j->req;
 	int64_t now = now_ms(), deadline;
 	struct fetch *f;
 	int ret;
 
-	if (!request_valid(req, req->len)) {
-		answer_bare(req, EPROTO);
-		return;
-	}
 	f = fetch_new(req->chunk_size);
 	if (!f) {
 		log_err(ENOMEM, NULL, "snapblk%u chunk %llu", req->dev_index,
 			(unsigned long long)req->chunk);
 		answer_bare(req, EIO);
+		if (j->has_joined)
+			answer_bare(&j->joined, EIO);
+		free(j);
 		return;
 	}
 	f->req = *req;
+	f->joined = j->joined;
+	f->has_joined = j->has_joined;
+	f->background = j->kind == JOBQ_BACKGROUND;
+	free(j);
+	req = &f->req;
+	if (f->background)
+		cnt.bg_started++;
+	else
+		cnt.demand_started++;
 	sb_store_name(req->addr, f->name);
 	deadline = now + DEFAULT_TIMEOUT_MS;
 	if (req->flags & SNAPBLK_FETCH_F_DEADLINE) {
 		struct timespec t;
+		int64_t kns;
 
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		deadline = now + ((int64_t)req->deadline_ns -
-				  (t.tv_sec * 1000000000LL + t.tv_nsec)) /
-				 1000000 - DEADLINE_MARGIN_MS;
+		kns = (int64_t)req->deadline_ns;
+		/* A joined request may be waited for longer. */
+		if (f->has_joined && (f->joined.flags &
+				      SNAPBLK_FETCH_F_DEADLINE) &&
+		    (int64_t)f->joined.deadline_ns > kns)
+			kns = (int64_t)f->joined.deadline_ns;
+		deadline = now + (kns - (t.tv_sec * 1000000000LL +
+					 t.tv_nsec)) / 1000000 -
+			   DEADLINE_MARGIN_MS;
 	}
 	f->deadline_ms = deadline;
 	inflight++;
@@ -764,6 +916,7 @@ static void begin(const struct snapblk_fetch_req *req)
 				    req->chunk_size);
 		if (!ret) {
 			f->from_cache = true;
+			f->tier = SNAPBLK_TIER_DISK;
 			if (opt.verbose)
 				log_info("snapblk%u chunk %llu: %s: from the "
 					 "disk cache", req->dev_index,
@@ -789,12 +942,45 @@ static void begin(const struct snapblk_fetch_req *req)
 	start_attempt(f);
 }
 
-/* Read as many requests as there is room for. */
+/* Start what the slots allow: demand first, background in its share. */
+static void schedule(void)
+{
+	struct jobq_job *j;
+
+	if (stopping)
+		return;
+	while ((j = jobq_take(&queue, inflight)))
+		start_job(j);
+}
+
+/* A valid request read: into its queue. */
+static void enqueue(const struct snapblk_fetch_req *req)
+{
+	int ret;
+
+	if (!request_valid(req, req->len)) {
+		answer_bare(req, EPROTO);
+		return;
+	}
+	ret = jobq_add(&queue, req);
+	if (ret < 0) {
+		log_err(-ret, NULL, "snapblk%u chunk %llu", req->dev_index,
+			(unsigned long long)req->chunk);
+		answer_bare(req, EIO);
+		return;
+	}
+	if (ret && opt.verbose)
+		log_info("snapblk%u chunk %llu: joins the queued background "
+			 "fetch of that chunk, now demand", req->dev_index,
+			 (unsigned long long)req->chunk);
+}
+
+/* Read as many requests as the queues have room for, and start them. */
 static void read_requests(void)
 {
 	static uint8_t buf[MAX_READ_RECORDS * sizeof(struct snapblk_fetch_req)];
 	struct snapblk_fetch_req req;
-	unsigned int room = opt.max_inflight - inflight;
+	unsigned int room = queue_max - jobq_len(&queue);
 	size_t want, off;
 	ssize_t n;
 
@@ -836,11 +1022,12 @@ static void read_requests(void)
 				"expected %zu (%zu bytes read)",
 				(unsigned long long)req.id, req.len,
 				sizeof(req), have);
-			return;
+			break;
 		}
-		begin(&req);
+		enqueue(&req);
 		off += len;
 	}
+	schedule();
 }
 
 /* -------------------------------------------------------- store setup */
@@ -910,6 +1097,7 @@ static void parse_args(int argc, char **argv)
 		OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_INFLIGHT, OPT_RETRIES,
 		OPT_CONNECT, OPT_CA, OPT_S3_ENDPOINT, OPT_S3_STYLE,
 		OPT_S3_REGION, OPT_AWS_PROFILE, OPT_GROUP, OPT_HEDGE,
+		OPT_DELAY,
 	};
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, 's' },
@@ -929,6 +1117,7 @@ static void parse_args(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "device-fd", required_argument, NULL, OPT_DEVICE_FD },
 		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+		{ "delay-ms", required_argument, NULL, OPT_DELAY },
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -1015,6 +1204,9 @@ static void parse_args(int argc, char **argv)
 			opt.stop_timeout = parse_uint("stop timeout", optarg,
 						      0, MAX_STOP_TIMEOUT);
 			break;
+		case OPT_DELAY:
+			opt.delay_ms = parse_uint("delay", optarg, 0, 600000);
+			break;
 		case OPT_SYSLOG:
 			opt.syslog = true;
 			break;
@@ -1050,6 +1242,13 @@ static void parse_args(int argc, char **argv)
 		usage_die("--cache-dir and --cache-size go together");
 }
 
+/* Tiers count every store, each replica of a group too. */
+static unsigned int tiers_of(unsigned int i)
+{
+	return strcmp(stores[i]->ops->kind, "group") ? 1 :
+	       group_size(stores[i]);
+}
+
 static void open_stores(void)
 {
 	char msg[512];
@@ -1060,6 +1259,8 @@ static void open_stores(void)
 		ret = backend_open(opt.stores[i], &stores[i], msg, sizeof(msg));
 		if (ret)
 			die(EXIT_FAIL, 0, NULL, "%s", msg);
+		if (i + 1 < opt.nstores)
+			tier_base[i + 1] = tier_base[i] + tiers_of(i);
 	}
 	if (!opt.cache_dir)
 		return;
@@ -1123,6 +1324,25 @@ static int setup_signals(void)
 	return fd;
 }
 
+/* "tiers: disk N, store 0 N, ...": answers with data, by tier. */
+static void report_tiers(void)
+{
+	unsigned int t, last = tier_base[opt.nstores - 1] +
+			       tiers_of(opt.nstores - 1);
+	char line[512];
+	size_t n;
+
+	if (last > SNAPBLK_TIER_STORES)
+		last = SNAPBLK_TIER_STORES;
+	n = snprintf(line, sizeof(line), "tiers: disk %llu",
+		     (unsigned long long)cnt.tiers[SNAPBLK_TIER_DISK]);
+	for (t = 0; t < last && n < sizeof(line); t++)
+		n += snprintf(line + n, sizeof(line) - n, ", store %u %llu", t,
+			      (unsigned long long)
+			      cnt.tiers[SNAPBLK_TIER_STORE + t]);
+	log_info("%s", line);
+}
+
 static void report(const char *what)
 {
 	struct sb_dcache_stats s;
@@ -1139,6 +1359,15 @@ static void report(const char *what)
 		 (unsigned long long)cnt.from_store,
 		 (unsigned long long)cnt.retries,
 		 (unsigned long long)cnt.refetches);
+	log_info("fetches: demand %llu started, %llu completed; background "
+		 "%llu started, %llu completed; %llu background joined by a "
+		 "demand request; %u queued",
+		 (unsigned long long)cnt.demand_started,
+		 (unsigned long long)cnt.demand_done,
+		 (unsigned long long)cnt.bg_started,
+		 (unsigned long long)cnt.bg_done,
+		 (unsigned long long)queue.promoted, jobq_len(&queue));
+	report_tiers();
 	for (i = 0; i < opt.nstores; i++) {
 		if (strcmp(stores[i]->ops->kind, "group"))
 			continue;
@@ -1220,6 +1449,7 @@ static void begin_stop(void)
 		fetch_end(f);
 	}
 	pending_tail = &pending;
+	jobq_clear(&queue);
 }
 
 /*
@@ -1235,6 +1465,7 @@ static unsigned int run(int sig_fd)
 
 	for (;;) {
 		next = run_timers();
+		schedule();
 		now = now_ms();
 		if (stopping) {
 			if (!store_dir_busy())
@@ -1258,7 +1489,7 @@ static unsigned int run(int sig_fd)
 		if (!stopping) {
 			short ev = 0;
 
-			if (inflight < opt.max_inflight)
+			if (jobq_len(&queue) < queue_max)
 				ev |= CURL_WAIT_POLLIN;
 			if (pending)
 				ev |= CURL_WAIT_POLLOUT;
@@ -1303,7 +1534,7 @@ static unsigned int run(int sig_fd)
 			if (w[dev_i].revents & CURL_WAIT_POLLOUT)
 				flush_pending();
 			if ((w[dev_i].revents & CURL_WAIT_POLLIN) &&
-			    inflight < opt.max_inflight)
+			    jobq_len(&queue) < queue_max)
 				read_requests();
 		}
 	}
@@ -1333,6 +1564,8 @@ int main(int argc, char **argv)
 	prog_name = "snapblkd";
 	usage_hint = "run 'snapblkd --help' for usage";
 	parse_args(argc, argv);
+	jobq_init(&queue, opt.max_inflight);
+	queue_max = opt.max_inflight * 4 > 64 ? opt.max_inflight * 4 : 64;
 	if (opt.syslog)
 		openlog("snapblkd", LOG_PID, LOG_DAEMON);
 	/* First, so that an early SIGTERM is a clean stop too. */
@@ -1348,10 +1581,15 @@ int main(int argc, char **argv)
 	open_stores();
 	open_device();
 
-	log_info("serving %s from %u %s%s%s, %u fetches at once", opt.device,
-		 opt.nstores, opt.nstores == 1 ? "store" : "stores",
+	log_info("serving %s from %u %s%s%s, %u fetches at once (%u for "
+		 "background work)", opt.device, opt.nstores,
+		 opt.nstores == 1 ? "store" : "stores",
 		 dcache ? " through the disk cache " : "",
-		 dcache ? opt.cache_dir : "", opt.max_inflight);
+		 dcache ? opt.cache_dir : "", opt.max_inflight,
+		 queue.bg_limit);
+	if (opt.delay_ms)
+		log_info("every store request takes at least %u ms "
+			 "(--delay-ms)", opt.delay_ms);
 	for (i = 0; i < opt.nstores; i++)
 		log_info("store %u: %s (%s)", i + 1, stores[i]->url,
 			 stores[i]->ops->kind);

@@ -52,6 +52,16 @@ struct fetch {
 					 * (missing, refused, bad): 1 << i */
 	bool busy;			/* a backend holds it */
 	bool from_cache;		/* answered from the disk cache */
+	bool background;		/* started as background work */
+	struct snapblk_fetch_req joined; /* a demand request that joined
+					  * it while queued: answered too */
+	bool has_joined;		/* joined is valid */
+	bool sent_main;			/* req answered (joined may not be) */
+	uint32_t tier;			/* SNAPBLK_TIER_* of the chunk */
+	unsigned int requests;		/* store requests made for it */
+	unsigned int winner;		/* group: the replica that answered */
+	int64_t held_until_ms;		/* --delay-ms: the attempt ended; its
+					 * fetch_done() waits till then */
 	struct backend *be;		/* backend of the current attempt */
 	enum fetch_result result;	/* of the last attempt */
 	long status;			/* HTTP status or -errno, for logs */
@@ -72,7 +82,9 @@ struct fetch {
 	/* An attempt at one replica: its group's fetch, or NULL */
 	struct fetch *parent;
 	unsigned int replica;		/* index in the group */
-	int64_t started_ms;		/* when it was asked */
+	int64_t started_ms;		/* when the attempt (or the replica)
+					 * was asked: --delay-ms counts
+					 * from there */
 };
 
 /* A store backend.  start() begins one attempt; the backend calls
@@ -143,6 +155,8 @@ void group_hedge(struct fetch *f);
 void group_sub_done(struct fetch *s);
 /* Second requests sent, and answers they won. */
 void group_stats(const struct backend *be, uint64_t *hedges, uint64_t *wins);
+/* Replicas in the group (each has a tier of its own). */
+unsigned int group_size(const struct backend *be);
 
 int64_t now_ms(void);
 

@@ -90,6 +90,7 @@ static bool ask(struct group *g, struct fetch *f, unsigned int r)
 		return false;
 	s->replica = r;
 	s->started_ms = now_ms();
+	f->requests++;
 	f->subs[f->nsubs++] = s;
 	f->asked |= 1U << r;
 	s->be = g->member[r];
@@ -188,6 +189,7 @@ void group_sub_done(struct fetch *s)
 		f->buf = s->buf;
 		s->buf = buf;
 		f->got = f->req.chunk_size;
+		f->winner = s->replica;
 		f->result = FR_OK;
 		f->status = s->status;
 		snprintf(f->detail, sizeof(f->detail), "%s", s->detail);
@@ -247,6 +249,13 @@ void group_stats(const struct backend *be, uint64_t *hedges, uint64_t *wins)
 
 	*hedges = g->hedges;
 	*wins = g->hedge_wins;
+}
+
+unsigned int group_size(const struct backend *be)
+{
+	const struct group *g = be->priv;
+
+	return g->n;
 }
 
 static const struct backend_ops group_ops = {

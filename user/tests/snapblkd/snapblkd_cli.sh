@@ -88,7 +88,10 @@ m = json.load(open(mjson))
 cs = m["chunk_size"]
 chunks = [c for c in m["chunk_table"] if not c["zero"]]
 # struct snapblk_fetch_req (72 bytes, API 3) and struct snapblk_fetch_resp
-REQ, RESP = "<IIQ32sIIQQ", "<IIQ"
+# (24 bytes, API 4: with tier and retries)
+REQ, RESP = "<IIQ32sIIQQ", "<IIQII"
+HL = struct.calcsize(RESP)
+TIER_STORE = 2
 kernel, daemon = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 p = subprocess.Popen([sbd, "--store", store, "--device-fd",
                       str(daemon.fileno()), "--jobs", "3"],
@@ -104,13 +107,15 @@ kernel.send(struct.pack(REQ, 72, cs, 999, b"\x5a" * 32, 0, 0, 77, 0))
 kernel.settimeout(10)
 bad = 0
 for _ in range(len(want) + 1):
-    msg = kernel.recv(16 + cs + 1)
-    ln, err, rid = struct.unpack(RESP, msg[:16])
+    msg = kernel.recv(HL + cs + 1)
+    ln, err, rid, tier, retries = struct.unpack(RESP, msg[:HL])
     if rid == 999:
-        ok = err == 2 and len(msg) == 16
+        ok = ln == HL and err == 2 and len(msg) == HL
     else:
-        ok = (err == 0 and len(msg) == 16 + cs and
-              hashlib.sha256(msg[16:]).digest() == want.pop(rid))
+        # From the first (only) store, at the first request.
+        ok = (ln == HL and err == 0 and len(msg) == HL + cs and
+              tier == TIER_STORE and retries == 0 and
+              hashlib.sha256(msg[HL:]).digest() == want.pop(rid))
     if not ok:
         bad += 1
         print("bad answer", rid, err, len(msg))

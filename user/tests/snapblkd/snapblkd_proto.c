@@ -19,25 +19,40 @@
  * store served by the test): SIGTERM lets go of the device within
  * --stop-timeout all the same.
  *
+ * The sched fixture checks the API 4 scheduling and answers: demand
+ * requests before background ones (SNAPBLK_FETCH_F_BACKGROUND), a
+ * quarter of --max-inflight kept for demand, a demand request joining
+ * a queued background job, the tier and retries in every answer (disk
+ * cache, directory stores, HTTP stores and a replica group served by
+ * the test on 127.0.0.1, one of them failing the first requests),
+ * --delay-ms, and the fall back to 16-byte answers when the "kernel"
+ * (a seccomp listener on the daemon's writev() calls) refuses the
+ * 24-byte header with EINVAL, as a module of API 3 does.
+ *
  * What a socket cannot emulate (the kernel refusing an answer with
- * ENOENT or EINVAL, re-queueing on close) is covered in the VM selftests
+ * ENOENT, re-queueing on close) is covered in the VM selftests
  * (blockdev.sh, snapblkd_hostile.sh).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <linux/filter.h>
 #include <linux/fuse.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdnoreturn.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -135,6 +150,8 @@ FIXTURE(daemon) {
 	int fd;			/* our end: the "kernel" */
 	pid_t pid;
 	int limits;		/* NO_OPENAT2 | NO_PROC */
+	bool no_store;		/* startv(): without --store dir first */
+	int *listener_out;	/* startv(): answers wait for the test */
 };
 
 /*
@@ -193,20 +210,105 @@ static const char *limits_unavailable(int limits)
 }
 
 /*
- * Start snapblkd on a new socketpair, stderr to self->log, with up to
- * two more arguments (NULL for none).
+ * In the daemon's child before exec: its writev() calls on the device
+ * (descriptor 3: every answer) wait for the test's verdict, through a
+ * seccomp listener sent to the test on sock.  0 or -1.
  */
-static int start2(FIXTURE_DATA(daemon) *self, const char *extra,
-		  const char *extra2)
+static int notify_answers(int sock)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_writev, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 3, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(filter) / sizeof(filter[0]),
+		.filter = filter,
+	};
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = "L", .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	int listener;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
+			   SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	if (listener < 0)
+		return -1;
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &listener, sizeof(int));
+	if (sendmsg(sock, &msg, 0) != 1)
+		return -1;
+	close(listener);
+	return 0;
+}
+
+/* The listener notify_answers() sent, or -1. */
+static int recv_listener(int sock)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, b;
+	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *c;
+	int fd;
+
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/*
+ * Start snapblkd on a new socketpair, stderr to self->log: --store
+ * self->dir first (unless self->no_store), then the NULL-terminated
+ * args.  With self->listener_out, the daemon's answers wait for the
+ * test's verdict (notify_answers()) and *self->listener_out is the
+ * listener.
+ */
+static int startv(FIXTURE_DATA(daemon) *self, const char *const *args)
 {
 	const char *bin = getenv("SNAPBLK_BIN");
+	const char *argv[32];
 	char path[512];
-	int sv[2], logfd;
+	int sv[2], nv[2] = { -1, -1 }, logfd, n = 0;
 
 	if (!bin)
 		bin = "build/bin";
 	snprintf(path, sizeof(path), "%s/snapblkd", bin);
+	argv[n++] = path;
+	if (!self->no_store) {
+		argv[n++] = "--store";
+		argv[n++] = self->dir;
+	}
+	argv[n++] = "--device-fd";
+	argv[n++] = "3";
+	argv[n++] = "--jobs";
+	argv[n++] = "4";
+	while (args && *args && n < 31)
+		argv[n++] = *args++;
+	argv[n] = NULL;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -1;
+	if (self->listener_out &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nv))
 		return -1;
 	self->pid = fork();
 	if (self->pid < 0)
@@ -216,15 +318,34 @@ static int start2(FIXTURE_DATA(daemon) *self, const char *extra,
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		logfd = open(self->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (logfd < 0 || dup2(logfd, 2) < 0 || dup2(sv[1], 3) < 0 ||
-		    limit_daemon(self->limits))
+		    limit_daemon(self->limits) ||
+		    (self->listener_out && notify_answers(nv[1])))
 			_exit(127);
-		execl(path, path, "--store", self->dir, "--device-fd", "3",
-		      "--jobs", "4", extra, extra2, (char *)NULL);
+		execv(path, (char **)argv);
 		_exit(127);
 	}
 	close(sv[1]);
 	self->fd = sv[0];
+	if (self->listener_out) {
+		close(nv[1]);
+		*self->listener_out = recv_listener(nv[0]);
+		close(nv[0]);
+		if (*self->listener_out < 0)
+			return -1;
+	}
 	return 0;
+}
+
+/*
+ * Start snapblkd on a new socketpair, stderr to self->log, with up to
+ * two more arguments (NULL for none).
+ */
+static int start2(FIXTURE_DATA(daemon) *self, const char *extra,
+		  const char *extra2)
+{
+	const char *args[] = { extra, extra2, NULL };
+
+	return startv(self, args);
 }
 
 static int start(FIXTURE_DATA(daemon) *self, const char *extra)
@@ -419,6 +540,9 @@ TEST_F(daemon, serves_chunk_bytes)
 	EXPECT_EQ(sizeof(resp), resp.len);
 	EXPECT_EQ(0, resp.error);
 	EXPECT_EQ(42, resp.id);
+	/* From the first (only) store, at the first request. */
+	EXPECT_EQ(SNAPBLK_TIER_STORE, resp.tier);
+	EXPECT_EQ(0, resp.retries);
 	EXPECT_TRUE(data_ok(CH_A, data));
 	EXPECT_EQ(0, stop(self, SIGTERM));
 	/* -v: one line per fetch, naming device, chunk and file. */
@@ -657,6 +781,662 @@ TEST(stop_timeout_out_of_range_is_a_usage_error)
 		EXPECT_NE(NULL, strstr(err, "invalid stop timeout"))
 			TH_LOG("--stop-timeout '%s': %s", bad[i], err);
 	}
+}
+
+/* ------------------------------------- demand, background, tiers, delay */
+
+/*
+ * The API 4 answer: demand requests before background ones (with the
+ * reserve), a demand request joining a queued background job, the tier
+ * and the retries in each answer, --delay-ms, and the 16-byte answers
+ * of a module older than API 4.  Stores with many distinct chunks, a
+ * second store, a disk cache, and HTTP stores served by the test on
+ * 127.0.0.1 (one that fails the first requests for each chunk, one that
+ * has nothing).
+ */
+#define CH_MANY		10	/* chunks CH_MANY.. in the first store */
+#define NR_MANY		40
+#define CH_ONLY2	60	/* a chunk in the second store only */
+#define MAX_ID		256
+
+/* The "kernel" refuses the first answer (EINVAL), takes the others. */
+struct refuser {
+	int listener;		/* seccomp notifications, or -1 */
+	pid_t pid;		/* the daemon */
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	atomic_int calls;	/* answers written, the refused one too */
+	atomic_long hdr[2];	/* header bytes of the first two answers */
+};
+
+FIXTURE(sched) {
+	FIXTURE_DATA(daemon) d;
+	char dir2[96];		/* the second store */
+	char cache[96];		/* a disk cache directory */
+	int chunk_of[MAX_ID];	/* what each request id asks for */
+	pid_t http[2];		/* HTTP store servers, or 0 */
+	int port[2];
+	struct refuser ref;
+};
+
+/* One answer as it came: when, and what. */
+struct got {
+	uint64_t id;
+	long ms;		/* after the test's t0 */
+	ssize_t n;		/* bytes of the message */
+	struct snapblk_fetch_resp resp;
+	bool data_ok;		/* the bytes of chunk_of[id] */
+};
+
+/* Chunk which's bytes at its path in dir; 0 or -1. */
+static int put_many(const char *dir, int from, int count)
+{
+	int i;
+
+	for (i = from; i < from + count; i++)
+		if (put_file(dir, i, CS))
+			return -1;
+	return 0;
+}
+
+FIXTURE_SETUP(sched)
+{
+	self->ref.listener = -1;
+	ASSERT_EQ(0, make_store(&self->d));
+	ASSERT_EQ(0, put_many(self->d.dir, CH_MANY, NR_MANY));
+	snprintf(self->dir2, sizeof(self->dir2), "%s.2", self->d.dir);
+	ASSERT_EQ(0, mkdir(self->dir2, 0755));
+	ASSERT_EQ(0, put_many(self->dir2, CH_ONLY2, 1));
+	snprintf(self->cache, sizeof(self->cache), "%s.cache", self->d.dir);
+}
+
+FIXTURE_TEARDOWN(sched)
+{
+	char top[128];
+	int i;
+
+	if (self->d.pid > 0)
+		stop(&self->d, SIGKILL);
+	if (self->ref.running) {
+		atomic_store(&self->ref.stop, true);
+		pthread_join(self->ref.thread, NULL);
+	}
+	if (self->ref.listener >= 0)
+		close(self->ref.listener);
+	for (i = 0; i < 2; i++) {
+		if (self->http[i] > 0) {
+			kill(self->http[i], SIGKILL);
+			waitpid(self->http[i], NULL, 0);
+		}
+	}
+	remove_store(&self->d);
+	snprintf(top, sizeof(top), "%s", self->dir2);
+	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	snprintf(top, sizeof(top), "%s", self->cache);
+	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Ask for chunk which as request id, background or not. */
+static int ask(FIXTURE_DATA(sched) *self, uint64_t id, int which,
+	       uint32_t flags)
+{
+	struct snapblk_fetch_req req = {
+		.len = sizeof(req),
+		.chunk_size = CS,
+		.id = id,
+		.dev_index = 7,
+		.flags = flags,
+		.chunk = which,
+	};
+
+	if (id >= MAX_ID)
+		return -1;
+	self->chunk_of[id] = which;
+	make_addr(which, req.addr);
+	return send(self->d.fd, &req, sizeof(req), 0) == sizeof(req) ? 0 : -1;
+}
+
+static bool chunk_ok(int which, const uint8_t *data)
+{
+	static uint8_t want[CS];
+
+	fill(which, want, CS);
+	return !memcmp(want, data, CS);
+}
+
+/*
+ * The next answer, with a header of hdr bytes, within TIMEOUT_MS:
+ * 0, or -1 on a timeout or a message of the wrong shape.
+ */
+static int next_answer(FIXTURE_DATA(sched) *self, size_t hdr,
+		       const struct timespec *t0, struct got *g)
+{
+	static uint8_t data[CS + 1];
+	struct pollfd p = { .fd = self->d.fd, .events = POLLIN };
+	struct iovec iov[2] = {
+		{ .iov_base = &g->resp, .iov_len = hdr },
+		{ .iov_base = data, .iov_len = CS + 1 },
+	};
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	memset(g, 0, sizeof(*g));
+	if (poll(&p, 1, TIMEOUT_MS) != 1)
+		return -1;
+	g->n = recvmsg(self->d.fd, &msg, MSG_DONTWAIT);
+	g->ms = ms_since(t0);
+	if (g->n < (ssize_t)hdr || (msg.msg_flags & MSG_TRUNC))
+		return -1;
+	g->id = g->resp.id;
+	if (g->id >= MAX_ID)
+		return -1;
+	g->data_ok = g->n == (ssize_t)(hdr + CS) &&
+		     chunk_ok(self->chunk_of[g->id], data);
+	return 0;
+}
+
+/* n answers in the order they came, each good data with a 24-byte header. */
+static int answers(FIXTURE_DATA(sched) *self, const struct timespec *t0,
+		   struct got *g, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (next_answer(self, sizeof(g->resp), t0, &g[i]) ||
+		    g[i].resp.len != sizeof(g->resp) || g[i].resp.error ||
+		    !g[i].data_ok)
+			return -1;
+	return 0;
+}
+
+/* Where request id is in g[0..n), or -1. */
+static int place_of(const struct got *g, int n, uint64_t id)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (g[i].id == id)
+			return i;
+	return -1;
+}
+
+#define BG	(SNAPBLK_FETCH_F_BACKGROUND)
+
+/*
+ * Start the daemon with args, then ask for n chunks in the background
+ * (request ids 1 to n) from *t0 on.  0 or -1.
+ */
+static int backlog(FIXTURE_DATA(sched) *self, const char *const *args,
+		   int n, struct timespec *t0)
+{
+	int i;
+
+	if (startv(&self->d, args))
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, t0);
+	for (i = 1; i <= n; i++)
+		if (ask(self, i, CH_MANY + i, BG))
+			return -1;
+	return 0;
+}
+
+/*
+ * --max-inflight 4: three slots for background work, one kept for
+ * demand.  20 background requests, then one demand: the demand one
+ * starts at once, in the reserved slot, and is answered with the first
+ * three, before the other 17 background ones.
+ */
+TEST_F(sched, demand_answered_before_background_backlog)
+{
+	const char *args[] = { "--max-inflight", "4", "--delay-ms", "400",
+			       NULL };
+	struct timespec t0;
+	struct got g[21];
+	int i, at;
+
+	ASSERT_EQ(0, backlog(self, args, 20, &t0));
+	ASSERT_EQ(0, ask(self, 100, CH_MANY, 0));
+	ASSERT_EQ(0, answers(self, &t0, g, 21));
+	at = place_of(g, 21, 100);
+	TH_LOG("the demand request's answer was answer %d of 21, after %ld "
+	       "ms", at + 1, g[at].ms);
+	EXPECT_LE(0, at);
+	EXPECT_GT(4, at) TH_LOG("answered behind the background backlog");
+	EXPECT_LE(400, g[at].ms);
+	/*
+	 * Background in arrival order, three at a time: the p-th background
+	 * answer is one of the three started p / 3 rounds in.
+	 */
+	for (i = 0, at = 0; i < 21; i++) {
+		if (g[i].id == 100)
+			continue;
+		EXPECT_LE((uint64_t)at / 3 * 3 + 1, g[i].id);
+		EXPECT_GE((uint64_t)at / 3 * 3 + 3, g[i].id);
+		at++;
+	}
+	EXPECT_LE(6 * 400, g[20].ms) TH_LOG("more than 3 background at once");
+	EXPECT_EQ(0, stop(&self->d, SIGTERM));
+	EXPECT_TRUE(log_has(&self->d, "fetches: demand 1 started, 1 "
+			    "completed; background 20 started, 20 completed"));
+	EXPECT_TRUE(log_has(&self->d, "4 fetches at once (3 for background "
+			    "work)"));
+}
+
+/*
+ * The reserve holds: with a backlog of background work, never more
+ * than three of it runs at once (answers come three per --delay-ms),
+ * while four demand requests all run at once.
+ */
+TEST_F(sched, background_leaves_the_reserve_free)
+{
+	const char *args[] = { "--max-inflight", "4", "--delay-ms", "500",
+			       NULL };
+	struct timespec t0;
+	struct got g[9];
+	int i, early;
+
+	ASSERT_EQ(0, backlog(self, args, 9, &t0));
+	ASSERT_EQ(0, answers(self, &t0, g, 9));
+	for (i = 0, early = 0; i < 9; i++) {
+		TH_LOG("background %llu answered after %ld ms",
+		       (unsigned long long)g[i].id, g[i].ms);
+		early += g[i].ms < 750;
+	}
+	EXPECT_EQ(3, early);
+	EXPECT_LE(3 * 500, g[8].ms);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 11; i <= 14; i++)
+		ASSERT_EQ(0, ask(self, i, CH_MANY + i, 0));
+	ASSERT_EQ(0, answers(self, &t0, g, 4));
+	TH_LOG("four demand answers after %ld ms", g[3].ms);
+	EXPECT_GT(750, g[3].ms);
+	EXPECT_EQ(0, stop(&self->d, SIGTERM));
+}
+
+/*
+ * A demand request for the chunk of a queued background job joins it:
+ * the job runs next, as demand, and answers both requests with the
+ * chunk; one fetch of it, not two.
+ */
+TEST_F(sched, demand_promotes_queued_background_job)
+{
+	const char *args[] = { "--max-inflight", "4", "--delay-ms", "400",
+			       "-v", NULL };
+	struct timespec t0;
+	struct got g[13];
+	int p12, p100;
+
+	ASSERT_EQ(0, backlog(self, args, 12, &t0));
+	/* Request 12 is the last queued: ask for its chunk on demand. */
+	ASSERT_EQ(0, ask(self, 100, CH_MANY + 12, 0));
+	ASSERT_EQ(0, answers(self, &t0, g, 13));
+	p12 = place_of(g, 13, 12);
+	p100 = place_of(g, 13, 100);
+	TH_LOG("of 13 answers, background 12 came as number %d, demand 100 "
+	       "as %d", p12 + 1, p100 + 1);
+	EXPECT_GT(5, p12);
+	EXPECT_GT(5, p100);
+	EXPECT_GT(450 + 400, g[p100].ms);
+	EXPECT_EQ(0, stop(&self->d, SIGTERM));
+	EXPECT_TRUE(log_has(&self->d, "fetches: demand 1 started, 1 "
+			    "completed; background 11 started, 11 completed; "
+			    "1 background joined by a demand request"));
+	EXPECT_TRUE(log_has(&self->d, "stopped: 13 fetched, 0 missing, "
+			    "0 errors"));
+	EXPECT_TRUE(log_has(&self->d, "stores: 12 chunks fetched"));
+	EXPECT_EQ(1, log_count(&self->d, "joins the queued background fetch"));
+}
+
+/* Disk cache tier 1 (SNAPBLK_TIER_DISK), first store tier 2, second 3. */
+TEST_F(sched, tier_of_each_answer)
+{
+	const char *args[] = { "--store", self->dir2, "--cache-dir",
+			       self->cache, "--cache-size", "16M", NULL };
+	struct timespec t0;
+	struct got g;
+
+	ASSERT_EQ(0, startv(&self->d, args));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, ask(self, 1, CH_MANY, 0));
+	ASSERT_EQ(0, answers(self, &t0, &g, 1));
+	EXPECT_EQ(SNAPBLK_TIER_STORE, g.resp.tier);
+	EXPECT_EQ(0, g.resp.retries);
+
+	ASSERT_EQ(0, ask(self, 2, CH_MANY, 0));
+	ASSERT_EQ(0, answers(self, &t0, &g, 1));
+	EXPECT_EQ(SNAPBLK_TIER_DISK, g.resp.tier);
+	EXPECT_EQ(0, g.resp.retries);
+
+	/* Not in the first store: asked there, then in the second. */
+	ASSERT_EQ(0, ask(self, 3, CH_ONLY2, BG));
+	ASSERT_EQ(0, answers(self, &t0, &g, 1));
+	EXPECT_EQ(SNAPBLK_TIER_STORE + 1, g.resp.tier);
+	EXPECT_EQ(1, g.resp.retries);
+	ASSERT_EQ(0, ask(self, 4, CH_ONLY2, 0));
+	ASSERT_EQ(0, answers(self, &t0, &g, 1));
+	EXPECT_EQ(SNAPBLK_TIER_DISK, g.resp.tier);
+
+	/* Errors say no tier. */
+	ASSERT_EQ(0, ask(self, 5, CH_MISSING, 0));
+	ASSERT_EQ(0, next_answer(self, sizeof(g.resp), &t0, &g));
+	EXPECT_EQ(ENOENT, g.resp.error);
+	EXPECT_EQ(SNAPBLK_TIER_UNSPEC, g.resp.tier);
+	EXPECT_EQ(sizeof(g.resp), g.n);
+	EXPECT_EQ(0, stop(&self->d, SIGTERM));
+	EXPECT_TRUE(log_has(&self->d, "tiers: disk 2, store 0 1, store 1 1"));
+}
+
+/* ------------------------------------------- HTTP stores of the test */
+
+enum http_mode {
+	HTTP_FLAKY,	/* 503 for the first fails GETs of each chunk */
+	HTTP_EMPTY,	/* 404 for everything */
+};
+
+static void send_all(int fd, const void *p, size_t len)
+{
+	ssize_t n;
+
+	while (len) {
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		p = (const char *)p + n;
+		len -= n;
+	}
+}
+
+/* One request on connection c: GET /s/ab/abcd... HTTP/1.1. */
+static void http_answer(int c, const char *dir, enum http_mode mode,
+			int fails, char (*seen)[80], int *count, int *nseen)
+{
+	static uint8_t body[CS];
+	char req[4096] = "", path[600], head[256];
+	const char *status = "404 Not Found";
+	size_t have = 0, len = 0;
+	ssize_t n;
+	int i, fd;
+
+	while (have < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
+		n = recv(c, req + have, sizeof(req) - 1 - have, 0);
+		if (n <= 0)
+			return;
+		have += n;
+		req[have] = '\0';
+	}
+	if (strncmp(req, "GET /s/", 7) || !strchr(req + 7, ' '))
+		goto out;
+	*strchr(req + 7, ' ') = '\0';
+	if (strlen(req + 7) >= sizeof(seen[0]))
+		goto out;
+	for (i = 0; i < *nseen && strcmp(seen[i], req + 7); i++)
+		;
+	if (i == *nseen && i < 64)
+		snprintf(seen[(*nseen)++], sizeof(seen[0]), "%.79s", req + 7);
+	if (i < 64)
+		count[i]++;
+	if (mode == HTTP_EMPTY)
+		goto out;
+	if (i < 64 && count[i] <= fails) {
+		status = "503 Service Unavailable";
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%.500s/%.79s", dir, req + 7);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		goto out;
+	n = read(fd, body, sizeof(body));
+	close(fd);
+	if (n < 0)
+		goto out;
+	len = n;
+	status = "200 OK";
+out:
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\nContent-Length: %zu"
+		     "\r\nConnection: close\r\n\r\n", status, len);
+	send_all(c, head, n);
+	if (len)
+		send_all(c, body, len);
+}
+
+/*
+ * An HTTP server of dir on 127.0.0.1 (a port of the kernel's choosing,
+ * in *port), one connection at a time, in a child; its pid or -1.
+ */
+static pid_t http_server(const char *dir, enum http_mode mode, int fails,
+			 int *port)
+{
+	struct sockaddr_in a = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	socklen_t alen = sizeof(a);
+	static char seen[64][80];
+	static int count[64];
+	int l, c, nseen = 0;
+	pid_t pid;
+
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(l, 64) || getsockname(l, (struct sockaddr *)&a, &alen))
+		return -1;
+	*port = ntohs(a.sin_port);
+	pid = fork();
+	if (pid) {
+		close(l);
+		return pid;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		c = accept(l, NULL, NULL);
+		if (c < 0)
+			continue;
+		http_answer(c, dir, mode, fails, seen, count, &nseen);
+		close(c);
+	}
+}
+
+/*
+ * A store that fails (503) the first two requests for each chunk: each
+ * answer says retries 2, tier 2 (the only store).
+ */
+TEST_F(sched, flaky_store_retries_in_answer)
+{
+	char url[64];
+	const char *args[] = { "--store", url, NULL };
+	struct timespec t0;
+	struct got g;
+
+	self->http[0] = http_server(self->d.dir, HTTP_FLAKY, 2,
+				    &self->port[0]);
+	ASSERT_LT(0, self->http[0]);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/s", self->port[0]);
+	self->d.no_store = true;
+	ASSERT_EQ(0, startv(&self->d, args));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, ask(self, 1, CH_MANY, 0));
+	ASSERT_EQ(0, answers(self, &t0, &g, 1));
+	EXPECT_EQ(SNAPBLK_TIER_STORE, g.resp.tier);
+	EXPECT_EQ(2, g.resp.retries);
+	ASSERT_EQ(0, ask(self, 2, CH_MANY + 1, BG));
+	ASSERT_EQ(0, answers(self, &t0, &g, 1));
+	EXPECT_EQ(SNAPBLK_TIER_STORE, g.resp.tier);
+	EXPECT_EQ(2, g.resp.retries);
+	EXPECT_EQ(0, stop(&self->d, SIGTERM));
+	EXPECT_TRUE(log_has(&self->d, "stores: 2 chunks fetched, 4 retries"));
+}
+
+/*
+ * --store-group EMPTY,GOOD --store DIR2: the group's replicas are tiers
+ * 2 and 3, the store after it 4.  The first fetch asks the empty replica
+ * first (two requests), the next one the good one (one).
+ */
+TEST_F(sched, group_member_tiers)
+{
+	char group[160];
+	const char *args[] = { "--store-group", group, "--store", self->dir2,
+			       NULL };
+	struct timespec t0;
+	struct got g;
+
+	self->http[0] = http_server(self->d.dir, HTTP_EMPTY, 0,
+				    &self->port[0]);
+	ASSERT_LT(0, self->http[0]);
+	self->http[1] = http_server(self->d.dir, HTTP_FLAKY, 0,
+				    &self->port[1]);
+	ASSERT_LT(0, self->http[1]);
+	snprintf(group, sizeof(group), "http://127.0.0.1:%d/s,"
+		 "http://127.0.0.1:%d/s", self->port[0], self->port[1]);
+	self->d.no_store = true;
+	ASSERT_EQ(0, startv(&self->d, args));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, ask(self, 1, CH_MANY, 0));
+	ASSERT_EQ(0, answers(self, &t0, &g, 1));
+	EXPECT_EQ(SNAPBLK_TIER_STORE + 1, g.resp.tier);
+	EXPECT_EQ(1, g.resp.retries);
+	ASSERT_EQ(0, ask(self, 2, CH_MANY + 1, 0));
+	ASSERT_EQ(0, answers(self, &t0, &g, 1));
+	EXPECT_EQ(SNAPBLK_TIER_STORE + 1, g.resp.tier);
+	EXPECT_EQ(0, g.resp.retries);
+	/* In neither replica: both asked, then the directory store. */
+	ASSERT_EQ(0, ask(self, 3, CH_ONLY2, 0));
+	ASSERT_EQ(0, answers(self, &t0, &g, 1));
+	EXPECT_EQ(SNAPBLK_TIER_STORE + 2, g.resp.tier);
+	EXPECT_EQ(2, g.resp.retries);
+	EXPECT_EQ(0, stop(&self->d, SIGTERM));
+	EXPECT_TRUE(log_has(&self->d, "tiers: disk 0, store 0 0, store 1 2, "
+			    "store 2 1"));
+}
+
+/*
+ * --delay-ms 300: every store answer comes 300 ms or more after the
+ * request, several at once (a timer, not a sleep), and a disk cache
+ * hit at once.
+ */
+TEST_F(sched, delay_ms_delays_store_answers)
+{
+	const char *args[] = { "--delay-ms", "300", "--cache-dir",
+			       self->cache, "--cache-size", "16M", NULL };
+	struct timespec t0;
+	struct got g[8];
+	int i;
+
+	ASSERT_EQ(0, startv(&self->d, args));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, ask(self, 1, CH_MANY, 0));
+	ASSERT_EQ(0, answers(self, &t0, g, 1));
+	TH_LOG("one answer after %ld ms", g[0].ms);
+	EXPECT_LE(300, g[0].ms);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 8; i++)
+		ASSERT_EQ(0, ask(self, 10 + i, CH_MANY + 1 + i, 0));
+	ASSERT_EQ(0, answers(self, &t0, g, 8));
+	TH_LOG("eight at once: the first after %ld ms, the last after %ld",
+	       g[0].ms, g[7].ms);
+	EXPECT_LE(300, g[0].ms);
+	EXPECT_GT(2 * 300, g[7].ms);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, ask(self, 2, CH_MANY, 0));
+	ASSERT_EQ(0, answers(self, &t0, g, 1));
+	TH_LOG("from the disk cache after %ld ms", g[0].ms);
+	EXPECT_EQ(SNAPBLK_TIER_DISK, g[0].resp.tier);
+	EXPECT_GT(300, g[0].ms);
+	EXPECT_EQ(0, stop(&self->d, SIGTERM));
+	EXPECT_TRUE(log_has(&self->d, "every store request takes at least "
+			    "300 ms (--delay-ms)"));
+}
+
+/* The verdicts of a "kernel" of API 3 on the daemon's answers. */
+static void *refuse_first(void *arg)
+{
+	struct refuser *r = arg;
+	struct pollfd p = { .fd = r->listener, .events = POLLIN };
+	struct seccomp_notif req;
+	struct seccomp_notif_resp resp;
+	struct iovec hdr, remote;
+	int n;
+
+	while (!atomic_load(&r->stop)) {
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		if (p.revents & (POLLHUP | POLLERR))
+			break;
+		memset(&req, 0, sizeof(req));
+		if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_RECV, &req))
+			continue;
+		n = atomic_fetch_add(&r->calls, 1);
+		if (n < 2) {
+			/* The header's length, from the daemon's iovec. */
+			struct iovec local = { &hdr, sizeof(hdr) };
+
+			remote.iov_base = (void *)(uintptr_t)req.data.args[1];
+			remote.iov_len = sizeof(hdr);
+			if (process_vm_readv(req.pid, &local, 1, &remote, 1,
+					     0) == sizeof(hdr))
+				atomic_store(&r->hdr[n], (long)hdr.iov_len);
+		}
+		memset(&resp, 0, sizeof(resp));
+		resp.id = req.id;
+		if (n == 0)
+			resp.error = -EINVAL;
+		else
+			resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	}
+	return NULL;
+}
+
+/*
+ * A module older than API 4 refuses the 24-byte answer header with
+ * EINVAL: the daemon answers that request again with 16 bytes, and
+ * every later one with 16 bytes at once; no answer is lost or counted
+ * as an error.
+ */
+TEST_F(sched, answers_16_bytes_to_an_api_3_module)
+{
+	struct snapblk_fetch_resp *resp;
+	struct timespec t0;
+	struct got g;
+
+	self->d.listener_out = &self->ref.listener;
+	ASSERT_EQ(0, startv(&self->d, NULL))
+		TH_LOG("cannot watch the daemon's answers with a seccomp "
+		       "listener");
+	self->ref.pid = self->d.pid;
+	ASSERT_EQ(0, pthread_create(&self->ref.thread, NULL, refuse_first,
+				    &self->ref));
+	self->ref.running = true;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, ask(self, 1, CH_MANY, 0));
+	ASSERT_EQ(0, next_answer(self, SNAPBLK_FETCH_RESP_LEN_V3, &t0, &g));
+	resp = &g.resp;
+	EXPECT_EQ(SNAPBLK_FETCH_RESP_LEN_V3, resp->len);
+	EXPECT_EQ(1, resp->id);
+	EXPECT_EQ(0, resp->error);
+	EXPECT_TRUE(g.data_ok);
+	ASSERT_EQ(0, ask(self, 2, CH_MISSING, 0));
+	ASSERT_EQ(0, next_answer(self, SNAPBLK_FETCH_RESP_LEN_V3, &t0, &g));
+	EXPECT_EQ(SNAPBLK_FETCH_RESP_LEN_V3, g.n);
+	EXPECT_EQ(SNAPBLK_FETCH_RESP_LEN_V3, resp->len);
+	EXPECT_EQ(ENOENT, resp->error);
+	ASSERT_EQ(0, ask(self, 3, CH_MANY + 1, BG));
+	ASSERT_EQ(0, next_answer(self, SNAPBLK_FETCH_RESP_LEN_V3, &t0, &g));
+	EXPECT_EQ(SNAPBLK_FETCH_RESP_LEN_V3, resp->len);
+	EXPECT_EQ(3, resp->id);
+	EXPECT_TRUE(g.data_ok);
+	EXPECT_EQ(0, stop(&self->d, SIGTERM));
+	/* One refused write of 24 bytes, then three answers of 16. */
+	EXPECT_EQ(4, atomic_load(&self->ref.calls));
+	EXPECT_EQ(sizeof(struct snapblk_fetch_resp),
+		  atomic_load(&self->ref.hdr[0]));
+	EXPECT_EQ(SNAPBLK_FETCH_RESP_LEN_V3, atomic_load(&self->ref.hdr[1]));
+	EXPECT_TRUE(log_has(&self->d, "takes 16-byte answers only"));
+	EXPECT_EQ(1, log_count(&self->d, "takes 16-byte answers only"));
+	EXPECT_TRUE(log_has(&self->d, "stopped: 2 fetched, 1 missing, "
+			    "0 errors"));
 }
 
 /* ------------------------------------------------------- hostile store */
