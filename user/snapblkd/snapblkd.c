@@ -11,11 +11,13 @@
  * wait in two queues (jobq.h): demand first, and background work
  * (SNAPBLK_FETCH_F_BACKGROUND: readahead, prefetch, hydration) only
  * while a quarter of the --max-inflight slots stays free for demand.  It
- * reads requests only while fewer than queue_max (4 x --max-inflight, at
- * least 64) wait, so the rest stay queued in the kernel (back-pressure: a
- * second daemon may take them, and a stopped or killed daemon holds at
- * most --max-inflight + queue_max, which the kernel re-queues when the
- * file is closed).
+ * reads requests only while fewer than queue_max (--max-inflight, at
+ * least 16) wait, so the rest stay queued in the kernel (back-pressure: a
+ * second daemon may take them, a stopped or killed daemon holds at most
+ * --max-inflight + queue_max, which the kernel re-queues when the file is
+ * closed, and a background request a read comes to need while it is still
+ * in the kernel's queue is made demand there: the kernel does not tell
+ * the daemon of a read that needs a request it has read already).
  *
  * Answers carry the API 4 header (struct snapblk_fetch_resp, 24 bytes:
  * where the chunk came from and the store requests it took); a module
@@ -96,6 +98,7 @@
 #define DEFAULT_CONNECT_MS	5000
 #define DEADLINE_MARGIN_MS	100	/* answer this much before the kernel gives up */
 #define MAX_READ_RECORDS	64
+#define QUEUE_MIN	16	/* requests queued in the daemon, at least */
 
 static const char usage_text[] =
 "usage: snapblkd --store URL [--store URL | --store-group URL,URL...]...\n"
@@ -148,7 +151,7 @@ static const char usage_text[] =
 "      --max-inflight N fetches in flight at once, 1 to 4096 (default 64);\n"
 "                       demand requests first, background ones (readahead,\n"
 "                       prefetch) only while a quarter of N stays free;\n"
-"                       up to 4 N more (at least 64) wait in snapblkd,\n"
+"                       up to N more (at least 16) wait in snapblkd,\n"
 "                       further requests in the kernel\n"
 "  -j, --jobs N         threads reading directory stores, 1 to 256\n"
 "                       (default 4)\n"
@@ -1565,7 +1568,7 @@ int main(int argc, char **argv)
 	usage_hint = "run 'snapblkd --help' for usage";
 	parse_args(argc, argv);
 	jobq_init(&queue, opt.max_inflight);
-	queue_max = opt.max_inflight * 4 > 64 ? opt.max_inflight * 4 : 64;
+	queue_max = opt.max_inflight > QUEUE_MIN ? opt.max_inflight : QUEUE_MIN;
 	if (opt.syslog)
 		openlog("snapblkd", LOG_PID, LOG_DAEMON);
 	/* First, so that an early SIGTERM is a clean stop too. */
