@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
@@ -315,7 +316,43 @@ static const char *const stat_names[SNAPBLK_STAT_MAX + 1] = {
 	[SNAPBLK_STAT_FETCH_ERRORS] = "fetch_errors",
 	[SNAPBLK_STAT_INFLIGHT] = "inflight",
 	[SNAPBLK_STAT_REFETCHES] = "refetches",
+	[SNAPBLK_STAT_EVICTIONS] = "evictions",
+	[SNAPBLK_STAT_DEMAND_FETCHES] = "demand_fetches",
+	[SNAPBLK_STAT_READAHEAD_FETCHES] = "readahead_fetches",
+	[SNAPBLK_STAT_PREFETCH_FETCHES] = "prefetch_fetches",
+	[SNAPBLK_STAT_PREFETCH_USED] = "prefetch_used",
+	[SNAPBLK_STAT_PREFETCH_WASTED] = "prefetch_wasted",
+	[SNAPBLK_STAT_PREFETCH_JOINED] = "prefetch_joined",
+	[SNAPBLK_STAT_PREFETCH_QUEUED] = "prefetch_queued",
+	[SNAPBLK_STAT_PREFETCH_DONE] = "prefetch_done",
+	[SNAPBLK_STAT_RETRIES] = "retries",
+	[SNAPBLK_STAT_FETCH_LATENCY_US] = "fetch_latency_us",
+	[SNAPBLK_STAT_FETCHES_DONE] = "fetches_done",
+	[SNAPBLK_STAT_TRACE_CHUNKS] = "trace_chunks",
 };
+
+static const char *const cache_stat_names[SNAPBLK_CACHE_STAT_MAX + 1] = {
+	[SNAPBLK_CACHE_STAT_LIMIT_BYTES] = "limit_bytes",
+	[SNAPBLK_CACHE_STAT_BYTES] = "bytes",
+	[SNAPBLK_CACHE_STAT_CHUNKS] = "chunks",
+	[SNAPBLK_CACHE_STAT_PROTECTED_BYTES] = "protected_bytes",
+	[SNAPBLK_CACHE_STAT_HITS] = "hits",
+	[SNAPBLK_CACHE_STAT_MISSES] = "misses",
+	[SNAPBLK_CACHE_STAT_INSERTS] = "inserts",
+	[SNAPBLK_CACHE_STAT_EVICTIONS] = "evictions",
+	[SNAPBLK_CACHE_STAT_DROPPED] = "dropped",
+	[SNAPBLK_CACHE_STAT_PROMOTIONS] = "promotions",
+	[SNAPBLK_CACHE_STAT_PENDING] = "pending",
+	[SNAPBLK_CACHE_STAT_BYTES_FETCHED] = "bytes_fetched",
+	[SNAPBLK_CACHE_STAT_FETCH_ERRORS] = "fetch_errors",
+	[SNAPBLK_CACHE_STAT_BACKGROUND_FETCHES] = "background_fetches",
+	[SNAPBLK_CACHE_STAT_FETCH_LATENCY_US] = "fetch_latency_us",
+	[SNAPBLK_CACHE_STAT_FETCHES_DONE] = "fetches_done",
+	[SNAPBLK_CACHE_STAT_RETRIES] = "retries",
+};
+
+_Static_assert(SNAPBLK_CACHE_STAT_MAX < 64, "cache stat_present is a u64");
+_Static_assert(SNAPBLK_TIER_MAX < 32, "tier_present is a u32 bit mask");
 
 _Static_assert(SNAPBLK_STAT_MAX < 64, "stat_present is a u64 bit mask");
 
@@ -324,6 +361,47 @@ const char *sb_stat_name(int stat)
 	if (stat <= 0 || stat > SNAPBLK_STAT_MAX)
 		return NULL;
 	return stat_names[stat];
+}
+
+const char *sb_cache_stat_name(int stat)
+{
+	if (stat <= 0 || stat > SNAPBLK_CACHE_STAT_MAX)
+		return NULL;
+	return cache_stat_names[stat];
+}
+
+const char *sb_prefetch_state_name(uint32_t state)
+{
+	static const char *const names[] = {
+		[SNAPBLK_PREFETCH_NONE] = "none",
+		[SNAPBLK_PREFETCH_RUNNING] = "running",
+		[SNAPBLK_PREFETCH_DONE] = "done",
+		[SNAPBLK_PREFETCH_STOPPED] = "stopped",
+	};
+
+	return state < sizeof(names) / sizeof(names[0]) ? names[state] :
+	       "unknown";
+}
+
+const char *sb_tier_name(int tier)
+{
+	static const char *const names[SNAPBLK_TIER_MAX + 1] = {
+		[SNAPBLK_TIER_UNSPEC] = "unknown",
+		[SNAPBLK_TIER_DISK] = "disk",
+		[SNAPBLK_TIER_STORE + 0] = "store0",
+		[SNAPBLK_TIER_STORE + 1] = "store1",
+		[SNAPBLK_TIER_STORE + 2] = "store2",
+		[SNAPBLK_TIER_STORE + 3] = "store3",
+		[SNAPBLK_TIER_STORE + 4] = "store4",
+		[SNAPBLK_TIER_STORE + 5] = "store5",
+		[SNAPBLK_TIER_STORE + 6] = "store6",
+		[SNAPBLK_TIER_STORE + 7] = "store7",
+	};
+
+	_Static_assert(SNAPBLK_TIER_STORES == 8, "a name for every store");
+	if (tier < 0 || tier > SNAPBLK_TIER_MAX)
+		return NULL;
+	return names[tier];
 }
 
 static int get_u32(struct nlattr *a, uint32_t *v)
@@ -379,8 +457,61 @@ static int parse_stats(struct nlattr *nest, struct sb_dev *dev)
 	return 0;
 }
 
+/*
+ * SNAPBLK_ATTR_LATENCY and SNAPBLK_ATTR_TIERS of @tb into @h.  A newer
+ * module's extra buckets count in the last one; tiers past
+ * SNAPBLK_TIER_MAX are ignored (the module counts later stores as the
+ * last already).
+ */
+static int parse_hist(struct nlattr **tb, struct sb_fetch_hist *h)
+{
+	struct nlattr *a = tb[SNAPBLK_ATTR_LATENCY], *t;
+	int i, n, rem;
+	uint64_t v;
+
+	if (a) {
+		n = nla_len(a);
+		if (n <= 0 || n % sizeof(uint64_t))
+			return -EPROTO;
+		n /= sizeof(uint64_t);
+		for (i = 0; i < n; i++) {
+			memcpy(&v, (char *)nla_data(a) + i * sizeof(v),
+			       sizeof(v));
+			h->latency[i < SNAPBLK_LATENCY_BUCKETS ? i :
+				   SNAPBLK_LATENCY_BUCKETS - 1] += v;
+		}
+		h->has_latency = true;
+	}
+	a = tb[SNAPBLK_ATTR_TIERS];
+	if (a) {
+		/*
+		 * By hand: type 0 is both the padding of the u64s (empty)
+		 * and, should a module send it, the unreported tier.
+		 */
+		nla_for_each_nested(t, a, rem) {
+			i = nla_type(t);
+			if (i > SNAPBLK_TIER_MAX || !nla_len(t))
+				continue;
+			if (get_u64(t, &h->tiers[i]))
+				return -EPROTO;
+			h->tier_present |= 1U << i;
+		}
+		h->has_tiers = true;
+	}
+	return 0;
+}
+
+/* An optional u32 attribute: *@has says whether it was there. */
+static int get_opt_u32(struct nlattr *a, bool *has, uint32_t *v)
+{
+	*has = a;
+	return get_u32(a, v);
+}
+
 int sb_nl_parse_dev(struct nlattr **tb, struct sb_dev *dev)
 {
+	int ret;
+
 	memset(dev, 0, sizeof(*dev));
 	if (get_name(tb[SNAPBLK_ATTR_NAME], dev->name) ||
 	    !tb[SNAPBLK_ATTR_INDEX] ||
@@ -395,9 +526,19 @@ int sb_nl_parse_dev(struct nlattr **tb, struct sb_dev *dev)
 		memcpy(dev->image_id, nla_data(tb[SNAPBLK_ATTR_IMAGE_ID]),
 		       SNAPBLK_IMAGE_ID_LEN);
 	}
-	if (tb[SNAPBLK_ATTR_STATS])
-		return parse_stats(tb[SNAPBLK_ATTR_STATS], dev);
-	return 0;
+	if (get_opt_u32(tb[SNAPBLK_ATTR_READAHEAD_CHUNKS], &dev->has_readahead,
+			&dev->readahead_chunks) ||
+	    get_opt_u32(tb[SNAPBLK_ATTR_MAX_INFLIGHT], &dev->has_max_inflight,
+			&dev->max_inflight) ||
+	    get_opt_u32(tb[SNAPBLK_ATTR_PREFETCH_STATE],
+			&dev->has_prefetch_state, &dev->prefetch_state))
+		return -EPROTO;
+	if (tb[SNAPBLK_ATTR_STATS]) {
+		ret = parse_stats(tb[SNAPBLK_ATTR_STATS], dev);
+		if (ret)
+			return ret;
+	}
+	return parse_hist(tb, &dev->hist);
 }
 
 static int parse_dev(struct nlattr **tb, void *arg)
@@ -430,6 +571,12 @@ static int put_create(struct nl_msg *msg, void *arg)
 	if (!ret && req->fetch_timeout_ms)
 		ret = nla_put_u32(msg, SNAPBLK_ATTR_FETCH_TIMEOUT_MS,
 				  req->fetch_timeout_ms);
+	if (!ret && req->readahead_chunks)
+		ret = nla_put_u32(msg, SNAPBLK_ATTR_READAHEAD_CHUNKS,
+				  req->readahead_chunks);
+	if (!ret && req->max_inflight)
+		ret = nla_put_u32(msg, SNAPBLK_ATTR_MAX_INFLIGHT,
+				  req->max_inflight);
 	return ret;
 }
 
@@ -516,6 +663,199 @@ int sb_nl_status_all(struct sb_nl *nl,
 	struct status_all s = { .fn = fn, .arg = arg };
 
 	return sb_nl_dump(nl, SNAPBLK_CMD_STATUS, NULL, parse_status_all, &s);
+}
+
+/* ------------------------------------------------------ prefetch, trace */
+
+struct prefetch {
+	const struct sb_prefetch *req;
+	struct sb_dev *dev;
+};
+
+static int put_prefetch(struct nl_msg *msg, void *arg)
+{
+	const struct sb_prefetch *req = ((struct prefetch *)arg)->req;
+	int ret;
+
+	ret = nla_put_string(msg, SNAPBLK_ATTR_NAME, req->name);
+	if (!ret)
+		ret = nla_put(msg, SNAPBLK_ATTR_IMAGE_ID, SNAPBLK_IMAGE_ID_LEN,
+			      req->image_id);
+	if (ret)
+		return ret;
+	switch (req->mode) {
+	case SB_PREFETCH_LIST:
+		ret = nla_put_u32(msg, SNAPBLK_ATTR_PREFETCH_FD, req->fd);
+		if (!ret)
+			ret = nla_put_u32(msg, SNAPBLK_ATTR_PREFETCH_COUNT,
+					  req->count);
+		return ret;
+	case SB_PREFETCH_HYDRATE:
+		return nla_put_u32(msg, SNAPBLK_ATTR_HYDRATE, 1);
+	case SB_PREFETCH_STOP:
+		return nla_put_u32(msg, SNAPBLK_ATTR_PREFETCH_STOP, 1);
+	}
+	return -NLE_INVAL;
+}
+
+static int parse_prefetch(struct nlattr **tb, void *arg)
+{
+	return sb_nl_parse_dev(tb, ((struct prefetch *)arg)->dev);
+}
+
+int sb_nl_prefetch(struct sb_nl *nl, const struct sb_prefetch *req,
+		   struct sb_dev *dev)
+{
+	struct prefetch p = { .req = req, .dev = dev };
+	int ret;
+
+	memset(dev, 0, sizeof(*dev));
+	ret = sb_nl_request(nl, SNAPBLK_CMD_PREFETCH, put_prefetch,
+			    parse_prefetch, &p);
+	if (!ret && !dev->name[0])
+		ret = -EPROTO;
+	return ret;
+}
+
+/* SNAPBLK_CMD_TRACE_GET, batch after batch. */
+struct trace_get {
+	const char *name;
+	uint32_t offset;	/* next entry to ask for */
+	bool started;		/* the first answer came: @want is known */
+	bool replied;		/* the last request got its answer */
+	uint32_t n;		/* entries the last answer brought */
+	uint32_t want;		/* entries to read: the first total */
+	struct sb_trace *tr;	/* the trace so far */
+};
+
+static int put_trace_get(struct nl_msg *msg, void *arg)
+{
+	struct trace_get *g = arg;
+	int ret;
+
+	ret = nla_put_string(msg, SNAPBLK_ATTR_NAME, g->name);
+	if (!ret && g->offset)
+		ret = nla_put_u32(msg, SNAPBLK_ATTR_TRACE_OFFSET, g->offset);
+	return ret;
+}
+
+static int parse_trace_get(struct nlattr **tb, void *arg)
+{
+	struct trace_get *g = arg;
+	struct sb_trace *tr = g->tr;
+	struct nlattr *a = tb[SNAPBLK_ATTR_TRACE];
+	uint32_t chunk_size = 0, total = 0, n = 0, i, v;
+	const uint8_t *id;
+
+	if (!tb[SNAPBLK_ATTR_IMAGE_ID] || !tb[SNAPBLK_ATTR_CHUNK_SIZE] ||
+	    !tb[SNAPBLK_ATTR_TRACE_TOTAL] ||
+	    nla_len(tb[SNAPBLK_ATTR_IMAGE_ID]) != SNAPBLK_IMAGE_ID_LEN ||
+	    get_u32(tb[SNAPBLK_ATTR_CHUNK_SIZE], &chunk_size) ||
+	    get_u32(tb[SNAPBLK_ATTR_TRACE_TOTAL], &total) ||
+	    total > SNAPBLK_TRACE_MAX)
+		return -EPROTO;
+	if (a) {
+		if (nla_len(a) % sizeof(uint32_t) ||
+		    nla_len(a) > SNAPBLK_TRACE_BATCH * (int)sizeof(uint32_t))
+			return -EPROTO;
+		n = nla_len(a) / sizeof(uint32_t);
+	}
+	id = nla_data(tb[SNAPBLK_ATTR_IMAGE_ID]);
+	if (!g->started) {
+		/* The first answer: what the trace is, and how long. */
+		memcpy(tr->image_id, id, SNAPBLK_IMAGE_ID_LEN);
+		tr->chunk_size = chunk_size;
+		g->want = total;
+		g->started = true;
+		if (total) {
+			tr->chunks = malloc(total * sizeof(uint32_t));
+			if (!tr->chunks)
+				return -ENOMEM;
+		}
+	} else if (memcmp(id, tr->image_id, SNAPBLK_IMAGE_ID_LEN) ||
+		   chunk_size != tr->chunk_size) {
+		return -ESTALE;
+	}
+	/* Keep what is wanted; entries recorded since are not. */
+	if (n > g->want - g->offset)
+		n = g->want - g->offset;
+	for (i = 0; i < n; i++) {
+		memcpy(&v, (char *)nla_data(a) + i * sizeof(v), sizeof(v));
+		/* A slot the kernel was filling that moment: no chunk. */
+		if (v != UINT32_MAX)
+			tr->chunks[tr->count++] = v;
+	}
+	g->offset += n;
+	g->n = n;
+	g->replied = true;
+	return 0;
+}
+
+int sb_nl_trace_get(struct sb_nl *nl, const char *name, struct sb_trace *tr)
+{
+	struct trace_get g = { .name = name, .tr = tr };
+	int ret;
+
+	memset(tr, 0, sizeof(*tr));
+	do {
+		g.replied = false;
+		ret = sb_nl_request(nl, SNAPBLK_CMD_TRACE_GET, put_trace_get,
+				    parse_trace_get, &g);
+		if (!ret && !g.replied)
+			ret = -EPROTO;
+		/* No progress: the trace is shorter than the device said. */
+		if (!ret && !g.n && g.offset < g.want)
+			ret = -EPROTO;
+	} while (!ret && g.offset < g.want);
+	if (ret) {
+		/* Not sb_trace_free(): genl.o links without trace.o. */
+		free(tr->chunks);
+		tr->chunks = NULL;
+		tr->count = 0;
+	}
+	return ret;
+}
+
+/* -------------------------------------------------------------- cache */
+
+struct cache_status {
+	struct sb_cache_status *st;
+	bool replied;
+};
+
+static int parse_cache_status(struct nlattr **tb, void *arg)
+{
+	struct cache_status *c = arg;
+	struct sb_cache_status *st = c->st;
+	struct nlattr *nest[SNAPBLK_CACHE_STAT_MAX + 1];
+	int i;
+
+	if (!tb[SNAPBLK_ATTR_CACHE_STATS] ||
+	    nla_parse_nested(nest, SNAPBLK_CACHE_STAT_MAX,
+			     tb[SNAPBLK_ATTR_CACHE_STATS], NULL) < 0)
+		return -EPROTO;
+	for (i = 1; i <= SNAPBLK_CACHE_STAT_MAX; i++) {
+		if (i == SNAPBLK_CACHE_STAT_PAD || !nest[i])
+			continue;
+		if (get_u64(nest[i], &st->stats[i]))
+			return -EPROTO;
+		st->stat_present |= 1ULL << i;
+	}
+	c->replied = true;
+	return parse_hist(tb, &st->hist);
+}
+
+int sb_nl_cache_status(struct sb_nl *nl, struct sb_cache_status *st)
+{
+	struct cache_status c = { .st = st };
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	ret = sb_nl_request(nl, SNAPBLK_CMD_CACHE_STATUS, NULL,
+			    parse_cache_status, &c);
+	if (!ret && !c.replied)
+		ret = -EPROTO;
+	return ret;
 }
 
 /* -------------------------------------------------------------- clone */

@@ -14,6 +14,8 @@
 #include <netlink/msg.h>
 #include <linux/snapblk.h>
 
+#include "trace.h"
+
 struct sb_nl {
 	struct nl_sock *sk;
 	int family;		/* resolved family id */
@@ -56,6 +58,20 @@ int sb_nl_dump(struct sb_nl *nl, uint8_t cmd,
 	       int (*put)(struct nl_msg *msg, void *arg),
 	       int (*parse)(struct nlattr **tb, void *arg), void *arg);
 
+/*
+ * Where fetches went and how long they took (API 4): the
+ * SNAPBLK_ATTR_LATENCY histogram and the SNAPBLK_ATTR_TIERS nest of a
+ * device message or of SNAPBLK_CMD_CACHE_STATUS.
+ */
+struct sb_fetch_hist {
+	bool has_latency;		/* SNAPBLK_ATTR_LATENCY present */
+	/* fetches per log2 bucket of us (SNAPBLK_LATENCY_BUCKETS) */
+	uint64_t latency[SNAPBLK_LATENCY_BUCKETS];
+	bool has_tiers;			/* SNAPBLK_ATTR_TIERS present */
+	uint32_t tier_present;		/* bit t: tiers[t] was sent */
+	uint64_t tiers[SNAPBLK_TIER_MAX + 1];	/* chunks by SNAPBLK_TIER_* */
+};
+
 /* A device message (SNAPBLK_CMD_CREATE and _STATUS replies, events). */
 struct sb_dev {
 	char name[SNAPBLK_NAME_LEN];
@@ -67,6 +83,14 @@ struct sb_dev {
 	bool has_stats;			/* SNAPBLK_ATTR_STATS present */
 	uint64_t stat_present;		/* bit n: stats[n] was sent */
 	uint64_t stats[SNAPBLK_STAT_MAX + 1];	/* by SNAPBLK_STAT_* */
+	/* API 4; each has_* says the module sent it (older ones do not) */
+	bool has_readahead;
+	uint32_t readahead_chunks;	/* 0: readahead off */
+	bool has_max_inflight;
+	uint32_t max_inflight;		/* fetches of this device at once */
+	bool has_prefetch_state;
+	uint32_t prefetch_state;	/* SNAPBLK_PREFETCH_* */
+	struct sb_fetch_hist hist;	/* with the stats */
 };
 
 /*
@@ -78,6 +102,27 @@ int sb_nl_parse_dev(struct nlattr **tb, struct sb_dev *dev);
 /* Name of counter SNAPBLK_STAT_@stat in snake case, or NULL (PAD, ...). */
 const char *sb_stat_name(int stat);
 
+/* "none", "running", "done", "stopped" or "unknown". */
+const char *sb_prefetch_state_name(uint32_t state);
+
+/*
+ * Name of tier SNAPBLK_TIER_@tier: "unknown" (UNSPEC: the daemon did not
+ * say), "disk", "store0" ... "store7"; NULL past SNAPBLK_TIER_MAX.
+ */
+const char *sb_tier_name(int tier);
+
+/* SNAPBLK_CMD_CACHE_STATUS: the module's shared memory cache (API 4). */
+struct sb_cache_status {
+	uint64_t stat_present;		/* bit n: stats[n] was sent */
+	uint64_t stats[SNAPBLK_CACHE_STAT_MAX + 1];	/* SNAPBLK_CACHE_STAT_* */
+	struct sb_fetch_hist hist;	/* every fetch since the module loaded */
+};
+
+/* Name of SNAPBLK_CACHE_STAT_@stat in snake case, or NULL (PAD, ...). */
+const char *sb_cache_stat_name(int stat);
+
+int sb_nl_cache_status(struct sb_nl *nl, struct sb_cache_status *st);
+
 /* What SNAPBLK_CMD_CREATE needs. */
 struct sb_create {
 	const char *name;
@@ -86,6 +131,8 @@ struct sb_create {
 	const uint8_t *image_id;	/* SNAPBLK_IMAGE_ID_LEN bytes */
 	int table_fd;			/* memfd with the chunk table */
 	uint32_t fetch_timeout_ms;	/* 0: the module's default */
+	uint32_t readahead_chunks;	/* 0: not sent (the default, off) */
+	uint32_t max_inflight;		/* 0: not sent (the module's default) */
 };
 
 /* Create a device; its reply is decoded into @dev. */
@@ -98,6 +145,39 @@ int sb_nl_status(struct sb_nl *nl, const char *name, struct sb_dev *dev);
 int sb_nl_status_all(struct sb_nl *nl,
 		     int (*fn)(const struct sb_dev *dev, void *arg),
 		     void *arg);
+
+/* What SNAPBLK_CMD_PREFETCH asks for. */
+enum sb_prefetch_mode {
+	SB_PREFETCH_LIST,	/* the chunks in @fd, in that order */
+	SB_PREFETCH_HYDRATE,	/* every chunk of the image */
+	SB_PREFETCH_STOP,	/* stop the running prefetch */
+};
+
+struct sb_prefetch {
+	const char *name;
+	const uint8_t *image_id;	/* SNAPBLK_IMAGE_ID_LEN bytes: the
+					 * image the list is for (the kernel
+					 * refuses another device's) */
+	enum sb_prefetch_mode mode;
+	int fd;			/* LIST: file of __u32 chunk indexes (native
+				 * endian) from offset 0; the kernel reads it
+				 * during the command */
+	uint32_t count;		/* LIST: indexes in @fd */
+};
+
+/* Start (or stop) a prefetch; the reply is decoded into @dev. */
+int sb_nl_prefetch(struct sb_nl *nl, const struct sb_prefetch *req,
+		   struct sb_dev *dev);
+
+/*
+ * Fetch the first-touch trace of device @name (SNAPBLK_CMD_TRACE_GET)
+ * into @tr (struct sb_trace, trace.h; sb_trace_free() it), batch after
+ * batch, up to the total the first answer reported (entries recorded
+ * meanwhile are left for the next call; a slot the kernel was still
+ * filling, which reads UINT32_MAX, is left out).  -ESTALE: the device
+ * changed image in between; -EPROTO: a malformed or short answer.
+ */
+int sb_nl_trace_get(struct sb_nl *nl, const char *name, struct sb_trace *tr);
 
 /* An SNAPBLK_EVENT_* message, as sb_nl_listen() hands it over. */
 struct sb_event {
