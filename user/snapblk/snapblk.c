@@ -27,6 +27,7 @@
 #include "file.h"
 #include "util.h"
 #include "snapblk_gen.h"
+#include "snapblk.h"
 
 /* Options after the command name; each command lists those it takes. */
 enum {
@@ -38,9 +39,17 @@ enum {
 	OPT_TIMEOUT = 1 << 5,
 	OPT_ID = 1 << 6,
 	OPT_LOOP = 1 << 7,
+	OPT_OUTPUT = 1 << 8,
+	OPT_READAHEAD = 1 << 9,
+	OPT_MAX_INFLIGHT = 1 << 10,
+	OPT_PREFETCH = 1 << 11,
+	OPT_HYDRATE = 1 << 12,
+	OPT_STOP = 1 << 13,
+	OPT_PROMETHEUS = 1 << 14,
+	OPT_WAIT = 1 << 15,
 };
 
-static bool opt_json;
+struct sb_cli_opts sb_cli_opts;
 static const char *opt_key_file;
 static uint32_t opt_fetch_timeout_ms;	/* 0: not given */
 static uint32_t opt_count;		/* 0: not given */
@@ -48,6 +57,10 @@ static const char *opt_exec;		/* wait-clone --exec */
 static uint32_t opt_timeout;		/* wait-clone --timeout, 0: none */
 static const char *opt_id;		/* simulate-clone --id */
 static bool opt_loop;			/* wait-clone --loop */
+static uint32_t opt_readahead;		/* create --readahead, 0: none */
+static uint32_t opt_max_inflight;	/* create --max-inflight, 0: none */
+static const char *opt_prefetch;	/* create --prefetch FILE */
+static bool opt_hydrate;		/* create --hydrate */
 
 struct command {
 	const char *name;
@@ -64,32 +77,70 @@ static int cmd_help(int argc, char **argv);
 static int cmd_create(int argc, char **argv);
 static int cmd_remove(int argc, char **argv);
 static int cmd_ls(int argc, char **argv);
-static int cmd_info(int argc, char **argv);
 static int cmd_events(int argc, char **argv);
 static int cmd_clone_status(int argc, char **argv);
 static int cmd_wait_clone(int argc, char **argv);
 static int cmd_simulate_clone(int argc, char **argv);
 
 static const struct command commands[] = {
-	{ "create", "NAME MANIFEST --key-file FILE [--fetch-timeout MS]",
+	{ "create", "NAME MANIFEST --key-file FILE [--fetch-timeout MS] "
+	  "[--readahead N] [--max-inflight N] [--prefetch FILE | --hydrate] "
+	  "[--wait]",
 	  "unseal MANIFEST and map its image as a device named NAME",
 	  "  -k, --key-file FILE      tenant key the manifest is sealed with\n"
 	  "  -t, --fetch-timeout MS   fail a chunk fetch after MS ms "
 	  "(default 30000)\n"
+	  "  -r, --readahead N        on a miss, also fetch the next N chunks "
+	  "in the\n"
+	  "                           background (0 to 256; default 0: off)\n"
+	  "  -m, --max-inflight N     at most N fetches of the device at once "
+	  "(1 to\n"
+	  "                           1024; default 16)\n"
+	  "  -p, --prefetch FILE      then fetch the chunks of record file "
+	  "FILE in\n"
+	  "                           the background, in its order ('snapblk "
+	  "record')\n"
+	  "  -H, --hydrate            then fetch every chunk in the "
+	  "background\n"
+	  "  -w, --wait               return once that prefetch has ended\n"
 	  "  -j, --json               print the new device as JSON\n",
-	  2, 2, OPT_KEY_FILE | OPT_FETCH_TIMEOUT | OPT_JSON, cmd_create },
+	  2, 2, OPT_KEY_FILE | OPT_FETCH_TIMEOUT | OPT_JSON | OPT_READAHEAD |
+	  OPT_MAX_INFLIGHT | OPT_PREFETCH | OPT_HYDRATE | OPT_WAIT,
+	  cmd_create },
 	{ "remove", "NAME", "remove device NAME (it must not be in use)",
 	  NULL, 1, 1, 0, cmd_remove },
 	{ "ls", "[--json]", "list the devices",
 	  "  -j, --json               print a JSON array\n",
 	  0, 0, OPT_JSON, cmd_ls },
 	{ "info", "NAME [--json]",
-	  "show a device's settings and counters",
+	  "show a device's settings and counters (as status NAME)",
 	  "  -j, --json               print a JSON object\n",
-	  1, 1, OPT_JSON, cmd_info },
-	{ "status", "NAME [--json]", "same as info",
-	  "  -j, --json               print a JSON object\n",
-	  1, 1, OPT_JSON, cmd_info },
+	  1, 1, OPT_JSON, sb_cli_info },
+	{ "status", "[NAME] [--json | --prometheus]",
+	  "show a device in full, or every device and the shared cache",
+	  "  -j, --json               print a JSON object\n"
+	  "  -P, --prometheus         print Prometheus text exposition "
+	  "format\n",
+	  0, 1, OPT_JSON | OPT_PROMETHEUS, sb_cli_status },
+	{ "record", "NAME --output FILE [--json]",
+	  "save the order of the device's first reads to FILE, for --prefetch",
+	  "  -o, --output FILE        the record file to write (replaced "
+	  "atomically)\n"
+	  "  -j, --json               print what was recorded as JSON\n",
+	  1, 1, OPT_OUTPUT | OPT_JSON, sb_cli_record },
+	{ "prefetch", "NAME FILE [--wait] | --stop NAME",
+	  "fetch the chunks of record file FILE in the background, or stop "
+	  "that",
+	  "  -s, --stop               stop the device's running prefetch or "
+	  "hydration\n"
+	  "  -w, --wait               return once the prefetch has ended\n"
+	  "  -j, --json               print the device as JSON\n",
+	  1, 2, OPT_STOP | OPT_WAIT | OPT_JSON, sb_cli_prefetch },
+	{ "hydrate", "NAME [--wait]",
+	  "fetch every chunk of the device in the background",
+	  "  -w, --wait               return once every chunk is fetched\n"
+	  "  -j, --json               print the device as JSON\n",
+	  1, 1, OPT_WAIT | OPT_JSON, sb_cli_hydrate },
 	{ "events", "[--json] [--count N]",
 	  "print the module's events as they happen, one per line",
 	  "  -n, --count N            exit after N events\n"
@@ -185,8 +236,7 @@ static int cmd_help(int argc, char **argv)
 
 /* ------------------------------------------------------------- helpers */
 
-/* Connect to the module's family, or say why @what failed and exit 1. */
-static void sb_connect(struct sb_nl *nl, const char *what)
+void sb_cli_connect(struct sb_nl *nl, const char *what)
 {
 	int ret = sb_nl_open(nl);
 
@@ -199,8 +249,7 @@ static void sb_connect(struct sb_nl *nl, const char *what)
 		    "%s: cannot talk to the snapblk module", what);
 }
 
-/* Advice for an errno the module answered a command with. */
-static const char *nl_hint(int err)
+const char *sb_cli_nl_hint(int err)
 {
 	switch (err) {
 	case -EPERM:
@@ -221,15 +270,7 @@ static const char *nl_hint(int err)
 	}
 }
 
-/*
- * Report a command the module refused: "what: kernel's message (errno
- * text)" when the module said why, else "what: errno text".  Exits 1.
- */
-static noreturn void nl_die(const struct sb_nl *nl, int err,
-			    const char *hint, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static noreturn void nl_die(const struct sb_nl *nl, int err,
+noreturn void sb_cli_nl_die(const struct sb_nl *nl, int err,
 			    const char *hint, const char *fmt, ...)
 {
 	char what[256];
@@ -239,15 +280,14 @@ static noreturn void nl_die(const struct sb_nl *nl, int err,
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (!hint)
-		hint = nl_hint(err);
+		hint = sb_cli_nl_hint(err);
 	if (nl->extack[0])
 		die(EXIT_FAIL, 0, hint, "%s: %s (%s)", what, nl->extack,
 		    strerror(-err));
 	die(EXIT_FAIL, -err, hint, "%s", what);
 }
 
-/* A name the module accepts: 1 to SNAPBLK_NAME_LEN - 1 bytes. */
-static void check_name_len(const char *name)
+void sb_cli_check_name_len(const char *name)
 {
 	if (!name[0] || strlen(name) >= SNAPBLK_NAME_LEN)
 		die(EXIT_USAGE, 0, "a device name has 1 to 31 characters",
@@ -262,7 +302,7 @@ static void check_new_name(const char *name)
 {
 	const char *p;
 
-	check_name_len(name);
+	sb_cli_check_name_len(name);
 	for (p = name; *p; p++)
 		if (!strchr("abcdefghijklmnopqrstuvwxyz"
 			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -281,46 +321,6 @@ static uint32_t parse_u32(const char *s, const char *opt, uint32_t min)
 		die(EXIT_USAGE, 0, "give a whole number, at least 1",
 		    "invalid %s '%s'", opt, s);
 	return v;
-}
-
-static void print_hex(const uint8_t *p, size_t n)
-{
-	char hex[2 * SNAPBLK_IMAGE_ID_LEN + 1];
-
-	if (n > SNAPBLK_IMAGE_ID_LEN)
-		n = SNAPBLK_IMAGE_ID_LEN;
-	sb_hex(p, n, hex);
-	fputs(hex, stdout);
-}
-
-/* One device as a JSON object (no newline). */
-static void print_dev_json(const struct sb_dev *d)
-{
-	int i;
-
-	printf("{\"name\":");
-	json_print_string(d->name);
-	printf(",\"index\":%" PRIu32 ",\"device\":\"/dev/snapblk%" PRIu32 "\""
-	       ",\"image_size\":%" PRIu64 ",\"chunk_size\":%" PRIu32
-	       ",\"image_id\":\"", d->index, d->index, d->image_size,
-	       d->chunk_size);
-	print_hex(d->image_id, sizeof(d->image_id));
-	printf("\",\"fetch_timeout_ms\":%" PRIu32, d->fetch_timeout_ms);
-	if (d->has_stats) {
-		const char *sep = "";
-
-		printf(",\"stats\":{");
-		for (i = 1; i <= SNAPBLK_STAT_MAX; i++) {
-			if (!(d->stat_present & (1ULL << i)) ||
-			    !sb_stat_name(i))
-				continue;
-			printf("%s\"%s\":%" PRIu64, sep, sb_stat_name(i),
-			       d->stats[i]);
-			sep = ",";
-		}
-		printf("}");
-	}
-	printf("}");
 }
 
 /* -------------------------------------------------------------- create */
@@ -353,28 +353,75 @@ static void load_manifest(const char *path, const char *key_file,
 		    sb_manifest_strerror(ret));
 }
 
-/* The chunk table, exactly as in the unsealed body, in a new memfd. */
-static int table_memfd(const struct sb_manifest *m)
+int sb_cli_memfd(const char *name, const void *buf, size_t len,
+		 const char *what)
 {
-	size_t len = m->chunk_count * sizeof(struct snapblk_chunk_entry);
 	int fd, ret;
 
-	fd = memfd_create("snapblk-table", MFD_CLOEXEC);
+	fd = memfd_create(name, MFD_CLOEXEC);
 	if (fd < 0)
 		die(EXIT_FAIL, errno, errno == ENOSYS ?
 		    "this kernel lacks memfd_create (Linux 3.17 or later)" :
-		    NULL, "cannot create the chunk table memfd");
-	ret = sb_write_all(fd, m->chunks, len);
+		    NULL, "cannot create the memfd for %s", what);
+	ret = sb_write_all(fd, buf, len);
 	if (ret)
 		die(EXIT_FAIL, -ret, ret == -ENOSPC || ret == -ENOMEM ?
 		    "free some memory and retry" : NULL,
-		    "cannot write the chunk table");
+		    "cannot write %s", what);
 	return fd;
+}
+
+void sb_cli_require_api(struct sb_nl *nl, uint32_t api, const char *what,
+			const char *feature)
+{
+	struct sb_info info;
+	int ret;
+
+	ret = sb_nl_get_info(nl, &info);
+	if (ret)
+		sb_cli_nl_die(nl, ret, NULL, "%s", what);
+	if (info.api_version < api)
+		die(EXIT_FAIL, 0, "load the module that came with these tools "
+		    "('snapblk version' shows both)",
+		    "%s: the loaded module (API %" PRIu32 ") has no %s; that "
+		    "needs API %" PRIu32, what, info.api_version, feature, api);
+}
+
+/*
+ * create --prefetch/--hydrate: start it on the new device, or remove the
+ * device again and exit 1, so that create does all or nothing.
+ */
+static void create_prefetch(struct sb_nl *nl, const char *name,
+			    const uint8_t *image_id,
+			    const struct sb_trace *trace, struct sb_dev *dev)
+{
+	struct sb_nl refused;
+	char hint[160];
+	int ret;
+
+	ret = sb_cli_start_prefetch(nl, name, image_id, trace ?
+				    SB_PREFETCH_LIST : SB_PREFETCH_HYDRATE,
+				    trace, dev);
+	if (!ret)
+		return;
+	/* The removal below clears the module's message: keep it. */
+	refused = *nl;
+	if (!sb_nl_remove(nl, name))
+		snprintf(hint, sizeof(hint), "device %s was removed again; "
+			 "create it without %s to map it anyway", name,
+			 trace ? "--prefetch" : "--hydrate");
+	else
+		snprintf(hint, sizeof(hint), "device %s stays mapped, "
+			 "without it; 'snapblk remove %s' takes it down", name,
+			 name);
+	sb_cli_nl_die(&refused, ret, hint, "cannot start the %s of device %s",
+		      trace ? "prefetch" : "hydration", name);
 }
 
 static int cmd_create(int argc, char **argv)
 {
 	const char *name = argv[0], *path = argv[1];
+	struct sb_trace trace = { 0 };
 	struct sb_manifest m;
 	struct sb_create req;
 	struct sb_dev dev;
@@ -390,10 +437,19 @@ static int cmd_create(int argc, char **argv)
 		    "create needs --key-file");
 	/* Everything that can fail without the module fails first. */
 	load_manifest(path, opt_key_file, &m);
-	fd = table_memfd(&m);
+	if (opt_prefetch)
+		sb_cli_load_trace(opt_prefetch, &trace, m.image_id,
+				  m.chunk_size, m.chunk_count,
+				  "this manifest's");
+	fd = sb_cli_memfd("snapblk-table", m.chunks,
+			  m.chunk_count * sizeof(struct snapblk_chunk_entry),
+			  "the chunk table");
 
 	snprintf(what, sizeof(what), "cannot create device %s", name);
-	sb_connect(&nl, what);
+	sb_cli_connect(&nl, what);
+	if (opt_readahead || opt_max_inflight || opt_prefetch || opt_hydrate)
+		sb_cli_require_api(&nl, 4, what, "readahead, max-inflight, "
+				   "prefetch or hydration");
 	memset(&req, 0, sizeof(req));
 	req.name = name;
 	req.image_size = m.image_size;
@@ -401,9 +457,10 @@ static int cmd_create(int argc, char **argv)
 	req.image_id = m.image_id;
 	req.table_fd = fd;
 	req.fetch_timeout_ms = opt_fetch_timeout_ms;
+	req.readahead_chunks = opt_readahead;
+	req.max_inflight = opt_max_inflight;
 	ret = sb_nl_create(&nl, &req, &dev);
 	close(fd);
-	sb_manifest_free(&m);
 	if (ret == -EEXIST) {
 		snprintf(hint, sizeof(hint), "pick another name or 'snapblk "
 			 "remove %s'", name);
@@ -415,20 +472,31 @@ static int cmd_create(int argc, char **argv)
 		    "device %s may have been created, but the module's reply "
 		    "was not understood", name);
 	if (ret)
-		nl_die(&nl, ret, ret == -EINVAL ?
+		sb_cli_nl_die(&nl, ret, ret == -EINVAL ?
 		       "the module refused the image's sizes or chunk table; "
 		       "do the module and the tools match? ('snapblk "
 		       "version')" : NULL,
 		       "cannot create device %s", name);
+	if (opt_prefetch || opt_hydrate)
+		create_prefetch(&nl, name, m.image_id,
+				opt_prefetch ? &trace : NULL, &dev);
+	sb_manifest_free(&m);
+	sb_trace_free(&trace);
+	/* The device node first: a script waiting on it can go on. */
+	if (!sb_cli_opts.json) {
+		printf("/dev/snapblk%" PRIu32 "\n", dev.index);
+		if (fflush(stdout))
+			die(EXIT_FAIL, errno, NULL, "cannot write the output");
+	}
+	if (sb_cli_opts.wait)
+		sb_cli_wait_prefetch(&nl, name, &dev);
 	sb_nl_close(&nl);
 
-	if (opt_json) {
-		print_dev_json(&dev);
+	if (sb_cli_opts.json) {
+		sb_cli_print_dev_json(&dev);
 		putchar('\n');
-	} else {
-		printf("/dev/snapblk%" PRIu32 "\n", dev.index);
 	}
-	return EXIT_OK;
+	return sb_cli_opts.wait ? sb_cli_prefetch_outcome(&dev) : EXIT_OK;
 }
 
 /* -------------------------------------------------------------- remove */
@@ -441,75 +509,47 @@ static int cmd_remove(int argc, char **argv)
 	int ret;
 
 	(void)argc;
-	check_name_len(name);
+	sb_cli_check_name_len(name);
 	snprintf(what, sizeof(what), "cannot remove device %s", name);
-	sb_connect(&nl, what);
+	sb_cli_connect(&nl, what);
 	ret = sb_nl_remove(&nl, name);
 	if (ret == -EBUSY)
 		die(EXIT_FAIL, 0, "unmount it first (and close what holds it "
 		    "open: 'fuser -vm /dev/snapblk/NAME')",
 		    "device %s is in use (mounted or open)", name);
 	if (ret == -ENOENT)
-		die(EXIT_FAIL, 0, nl_hint(ret), "no device %s", name);
+		die(EXIT_FAIL, 0, sb_cli_nl_hint(ret), "no device %s", name);
 	if (ret)
-		nl_die(&nl, ret, NULL, "cannot remove device %s", name);
+		sb_cli_nl_die(&nl, ret, NULL, "cannot remove device %s", name);
 	sb_nl_close(&nl);
 	return EXIT_OK;
 }
 
 /* ------------------------------------------------------------ ls, info */
 
-struct dev_list {
-	struct sb_dev *devs;
-	size_t n, cap;
-};
-
-static int collect_dev(const struct sb_dev *dev, void *arg)
-{
-	struct dev_list *l = arg;
-	struct sb_dev *p;
-
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 16;
-		p = realloc(l->devs, l->cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		l->devs = p;
-	}
-	l->devs[l->n++] = *dev;
-	return 0;
-}
-
-static int cmp_dev(const void *a, const void *b)
-{
-	const struct sb_dev *x = a, *y = b;
-
-	return x->index < y->index ? -1 : x->index > y->index;
-}
-
 static int cmd_ls(int argc, char **argv)
 {
-	struct dev_list l = { 0 };
+	struct {
+		struct sb_dev *devs;
+		size_t n;
+	} l;
 	char size[16], csize[16], dev[32], res[48];
 	struct sb_nl nl;
 	size_t i;
-	int ret, w = 4;
+	int w = 4;
 
 	(void)argc;
 	(void)argv;
-	sb_connect(&nl, "cannot list the devices");
-	ret = sb_nl_status_all(&nl, collect_dev, &l);
-	if (ret)
-		nl_die(&nl, ret, NULL, "cannot list the devices");
+	sb_cli_connect(&nl, "cannot list the devices");
+	l.n = sb_cli_list_devices(&nl, "cannot list the devices", &l.devs);
 	sb_nl_close(&nl);
-	qsort(l.devs, l.n, sizeof(*l.devs), cmp_dev);
 
-	if (opt_json) {
+	if (sb_cli_opts.json) {
 		putchar('[');
 		for (i = 0; i < l.n; i++) {
 			if (i)
 				putchar(',');
-			print_dev_json(&l.devs[i]);
+			sb_cli_print_dev_json(&l.devs[i]);
 		}
 		printf("]\n");
 		free(l.devs);
@@ -534,64 +574,6 @@ static int cmd_ls(int argc, char **argv)
 				   sizeof(csize)), res);
 	}
 	free(l.devs);
-	return EXIT_OK;
-}
-
-/* Labels of the counters for people; JSON uses sb_stat_name(). */
-static const char *const stat_labels[SNAPBLK_STAT_MAX + 1] = {
-	[SNAPBLK_STAT_CHUNKS] = "chunks",
-	[SNAPBLK_STAT_ZERO_CHUNKS] = "zero chunks",
-	[SNAPBLK_STAT_RESIDENT] = "resident chunks",
-	[SNAPBLK_STAT_CACHE_HITS] = "cache hits",
-	[SNAPBLK_STAT_CACHE_MISSES] = "cache misses",
-	[SNAPBLK_STAT_BYTES_FETCHED] = "bytes fetched",
-	[SNAPBLK_STAT_FETCH_ERRORS] = "fetch errors",
-	[SNAPBLK_STAT_INFLIGHT] = "fetches in flight",
-	[SNAPBLK_STAT_REFETCHES] = "re-fetches",
-};
-
-static int cmd_info(int argc, char **argv)
-{
-	const char *name = argv[0];
-	char size[16], what[64];
-	struct sb_dev d;
-	struct sb_nl nl;
-	int i, ret;
-
-	(void)argc;
-	check_name_len(name);
-	snprintf(what, sizeof(what), "cannot query device %s", name);
-	sb_connect(&nl, what);
-	ret = sb_nl_status(&nl, name, &d);
-	if (ret == -ENOENT)
-		die(EXIT_FAIL, 0, nl_hint(ret), "no device %s", name);
-	if (ret)
-		nl_die(&nl, ret, NULL, "cannot query device %s", name);
-	sb_nl_close(&nl);
-
-	if (opt_json) {
-		print_dev_json(&d);
-		putchar('\n');
-		return EXIT_OK;
-	}
-	printf("%-18s %s\n", "name:", d.name);
-	printf("%-18s /dev/snapblk%" PRIu32 "\n", "device:", d.index);
-	printf("%-18s %" PRIu64 " (%s)\n", "image size:", d.image_size,
-	       sb_fmt_size(d.image_size, SB_SIZE_SHORT, size, sizeof(size)));
-	printf("%-18s %" PRIu32 " (%s)\n", "chunk size:", d.chunk_size,
-	       sb_fmt_size(d.chunk_size, SB_SIZE_SHORT, size, sizeof(size)));
-	printf("%-18s ", "image id:");
-	print_hex(d.image_id, sizeof(d.image_id));
-	printf("\n%-18s %" PRIu32 " ms\n", "fetch timeout:",
-	       d.fetch_timeout_ms);
-	for (i = 1; i <= SNAPBLK_STAT_MAX; i++) {
-		char label[32];
-
-		if (!(d.stat_present & (1ULL << i)) || !stat_labels[i])
-			continue;
-		snprintf(label, sizeof(label), "%s:", stat_labels[i]);
-		printf("%-18s %" PRIu64 "\n", label, d.stats[i]);
-	}
 	return EXIT_OK;
 }
 
@@ -698,7 +680,7 @@ static int on_event(const struct sb_event *ev, void *arg)
 {
 	struct events *e = arg;
 
-	if (opt_json)
+	if (sb_cli_opts.json)
 		print_event_json(ev);
 	else
 		print_event(ev);
@@ -724,13 +706,13 @@ static int cmd_events(int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	sb_connect(&nl, "cannot listen to events");
+	sb_cli_connect(&nl, "cannot listen to events");
 	ret = sb_nl_listen(&nl, SNAPBLK_GENL_MCGRP_EVENTS, on_event, on_lost,
 			   &e);
 	if (ret < 0)
 		die(EXIT_FAIL, -ret, ret == -ENOENT ?
 		    "the loaded module is older than these tools; "
-		    "'snapblk version' shows both" : nl_hint(ret),
+		    "'snapblk version' shows both" : sb_cli_nl_hint(ret),
 		    "cannot listen to the module's events");
 	sb_nl_close(&nl);
 	return EXIT_OK;
@@ -753,13 +735,14 @@ static int cmd_clone_status(int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	sb_connect(&nl, "cannot query the clone generation");
+	sb_cli_connect(&nl, "cannot query the clone generation");
 	ret = sb_nl_clone_status(&nl, &st);
 	if (ret)
-		nl_die(&nl, ret, NULL, "cannot query the clone generation");
+		sb_cli_nl_die(&nl, ret, NULL,
+			      "cannot query the clone generation");
 	sb_nl_close(&nl);
 
-	if (opt_json) {
+	if (sb_cli_opts.json) {
 		printf("{\"generation\":%" PRIu64 ",\"last_source\":\"%s\""
 		       ",\"sources\":[", st.generation,
 		       sb_clone_source_name(st.last_source));
@@ -825,7 +808,7 @@ static void wait_generation(int fd, struct snapblk_gen_info *gi)
 
 static void print_clone(const struct snapblk_gen_info *gi)
 {
-	if (opt_json)
+	if (sb_cli_opts.json)
 		printf("{\"generation\":%" PRIu64 ",\"source\":\"%s\","
 		       "\"reseed\":\"%s\",\"clone_time_ns\":%" PRIu64 "}\n",
 		       (uint64_t)gi->generation, sb_clone_source_name(gi->source),
@@ -933,10 +916,10 @@ static int cmd_simulate_clone(int argc, char **argv)
 	(void)argv;
 	if (opt_id)
 		parse_uuid(opt_id, id);
-	sb_connect(&nl, "cannot simulate a clone");
+	sb_cli_connect(&nl, "cannot simulate a clone");
 	ret = sb_nl_clone_trigger(&nl, opt_id ? id : NULL, &generation);
 	if (ret)
-		nl_die(&nl, ret, ret == -EPERM ?
+		sb_cli_nl_die(&nl, ret, ret == -EPERM ?
 		       "this needs CAP_NET_ADMIN and CAP_SYS_ADMIN: are you "
 		       "root?" : NULL, "cannot simulate a clone");
 	sb_nl_close(&nl);
@@ -963,7 +946,7 @@ static int cmd_version(int argc, char **argv)
 		die(EXIT_FAIL, -ret, sb_nl_open_hint(ret),
 		    "cannot query the snapblk module");
 
-	if (opt_json) {
+	if (sb_cli_opts.json) {
 		printf("{\"tools_version\":");
 		json_print_string(SNAPBLK_TOOLS_VERSION);
 		printf(",\"uapi_version\":%u,\"module_loaded\":%s",
@@ -1005,6 +988,22 @@ static unsigned int opt_bit(int opt)
 		return OPT_TIMEOUT;
 	case 'l':
 		return OPT_LOOP;
+	case 'o':
+		return OPT_OUTPUT;
+	case 'r':
+		return OPT_READAHEAD;
+	case 'm':
+		return OPT_MAX_INFLIGHT;
+	case 'p':
+		return OPT_PREFETCH;
+	case 'H':
+		return OPT_HYDRATE;
+	case 's':
+		return OPT_STOP;
+	case 'P':
+		return OPT_PROMETHEUS;
+	case 'w':
+		return OPT_WAIT;
 	default:
 		return OPT_ID;
 	}
@@ -1033,10 +1032,19 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "loop", no_argument, NULL, 'l' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "readahead", required_argument, NULL, 'r' },
+		{ "max-inflight", required_argument, NULL, 'm' },
+		{ "prefetch", required_argument, NULL, 'p' },
+		{ "hydrate", no_argument, NULL, 'H' },
+		{ "stop", no_argument, NULL, 's' },
+		{ "prometheus", no_argument, NULL, 'P' },
+		{ "wait", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char hint[64];
+	unsigned long v;
 	unsigned int want;
 	int opt;
 
@@ -1044,8 +1052,8 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 		 c->name);
 	opterr = 0;
 	optind = 0;	/* reinitialise getopt: argv[0] is the command */
-	while ((opt = getopt_long(argc, argv, ":jk:t:n:e:T:i:lh", opts,
-				  NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":jk:t:n:e:T:i:lo:r:m:p:HsPwh",
+				  opts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			command_usage(c);
@@ -1064,7 +1072,7 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 			    opt_long_name(opts, opt), c->name);
 		switch (opt) {
 		case 'j':
-			opt_json = true;
+			sb_cli_opts.json = true;
 			break;
 		case 'k':
 			opt_key_file = optarg;
@@ -1091,8 +1099,49 @@ static int parse_command_opts(const struct command *c, int argc, char **argv)
 		case 'l':
 			opt_loop = true;
 			break;
+		case 'o':
+			sb_cli_opts.output = optarg;
+			break;
+		case 'r':
+			if (parse_ulong(optarg, 0, SNAPBLK_READAHEAD_MAX, &v))
+				die(EXIT_USAGE, 0, "give 0 (off) to 256 chunks",
+				    "invalid --readahead '%s'", optarg);
+			opt_readahead = v;
+			break;
+		case 'm':
+			if (parse_ulong(optarg, 1, SNAPBLK_MAX_INFLIGHT_MAX,
+					&v))
+				die(EXIT_USAGE, 0, "give 1 to 1024 fetches",
+				    "invalid --max-inflight '%s'", optarg);
+			opt_max_inflight = v;
+			break;
+		case 'p':
+			opt_prefetch = optarg;
+			break;
+		case 'H':
+			opt_hydrate = true;
+			break;
+		case 's':
+			sb_cli_opts.stop = true;
+			break;
+		case 'P':
+			sb_cli_opts.prometheus = true;
+			break;
+		case 'w':
+			sb_cli_opts.wait = true;
+			break;
 		}
 	}
+	if (opt_prefetch && opt_hydrate)
+		die(EXIT_USAGE, 0, hint, "--prefetch and --hydrate exclude "
+		    "each other");
+	if (sb_cli_opts.json && sb_cli_opts.prometheus)
+		die(EXIT_USAGE, 0, hint, "--json and --prometheus exclude "
+		    "each other");
+	if (sb_cli_opts.wait && c->fn == cmd_create && !opt_prefetch &&
+	    !opt_hydrate)
+		die(EXIT_USAGE, 0, hint, "--wait needs --prefetch or "
+		    "--hydrate");
 	return argc - optind;
 }
 
@@ -1112,7 +1161,7 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+jhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
-			opt_json = true;
+			sb_cli_opts.json = true;
 			break;
 		case 'h':
 			usage(stdout);

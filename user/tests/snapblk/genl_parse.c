@@ -188,8 +188,10 @@ TEST(tier_and_state_names)
 	EXPECT_STREQ("store0", sb_tier_name(SNAPBLK_TIER_STORE));
 	EXPECT_STREQ("store7", sb_tier_name(SNAPBLK_TIER_MAX));
 	EXPECT_EQ(NULL, sb_tier_name(SNAPBLK_TIER_MAX + 1));
-	EXPECT_STREQ("running", sb_prefetch_state_name(SNAPBLK_PREFETCH_RUNNING));
-	EXPECT_STREQ("stopped", sb_prefetch_state_name(SNAPBLK_PREFETCH_STOPPED));
+	EXPECT_STREQ("running",
+		     sb_prefetch_state_name(SNAPBLK_PREFETCH_RUNNING));
+	EXPECT_STREQ("stopped",
+		     sb_prefetch_state_name(SNAPBLK_PREFETCH_STOPPED));
 	EXPECT_STREQ("unknown", sb_prefetch_state_name(99));
 }
 
