@@ -1,44 +1,54 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The chunk cache shared by every snapblk device: verified plaintext of
- * chunks, keyed by (content address, chunk key).  A chunk that is missing
- * is created FETCHING with the reader's request as its first waiter and
- * queued for the fetch daemon; later readers of the same chunk join the
- * waiters, so each missing chunk is fetched once.  When the fetch path has
- * verified and decrypted a chunk (fetch.c), snapblk_cache_complete() makes
- * it VALID and completes the waiting requests, or fails them.  An answer
- * that fails verification the first time leaves the waiters as they are:
- * fetch.c queues the chunk once more and tells their devices
- * (__snapblk_cache_waiting_devs()).
+ * chunks, keyed by (content address, chunk key, chunk size), inserted by
+ * the fetch path (fetch.c) and read by the devices (dev.c).
  *
- * Memory: VALID chunks are bounded by the cache_mb parameter, evicted
- * least recently used first, and given up under memory pressure through a
- * shrinker.  A chunk being copied out holds a reference and is not evicted.
+ * Eviction is a segmented scheme made scan resistant, a CLOCK variant of
+ * 2Q's segments (Documentation/cache.md): a new
+ * chunk enters the probation list; a read that goes back over bytes of a
+ * chunk already read (a re-reference, which the next requests of a
+ * sequential scan are not) sets its reference bit, without a lock and
+ * without moving it.  When room is needed the tail of probation is looked
+ * at: a referenced chunk is promoted to the protected list, the others
+ * are evicted.  Protected holds at most cache_protected_pct of the cache;
+ * beyond that its tail is looked at: referenced chunks get another round
+ * (bit cleared, to the head), the others are demoted to probation's head.
+ * A one-pass scan therefore only ever evicts probation, and a hot set that
+ * fits in protected survives a scan of any size.
+ *
+ * Hits take no lock: lookups walk the hash under RCU and take a reference
+ * with refcount_inc_not_zero(); a chunk is freed after a grace period.
+ *
+ * Memory: bounded by cache_mb (lowering it shrinks the cache at once),
+ * given back under memory pressure through a shrinker, emptied by writing
+ * 1 to drop_cache.  A chunk being copied out holds a reference: evicting
+ * it only unhashes it, and its pages go when the copy is done.
  */
 #include "snapblk.h"
+#include "cache.h"
 #include "compat.h"
 
 #include <linux/hashtable.h>
 #include <linux/highmem.h>
 #include <linux/jhash.h>
-#include <linux/ktime.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/slab.h>
 
 static unsigned int cache_mb = 256;
-module_param(cache_mb, uint, 0644);
-MODULE_PARM_DESC(cache_mb,
-		 "Memory for verified chunks shared by all devices, in MiB (default 256)");
+static unsigned int cache_protected_pct = 75;
 
-/*
- * snapblk_cache_lock protects the hash, the LRU list, the byte count, and
- * the state, waiters and fetch-list membership of every chunk.  Taken
- * from process context only (queue_rq runs with BLK_MQ_F_BLOCKING).
- */
 DEFINE_SPINLOCK(snapblk_cache_lock);
+/* All under snapblk_cache_lock (hash readers: RCU). */
 static DEFINE_HASHTABLE(cache_hash, 12);
-static LIST_HEAD(cache_lru);		/* VALID chunks, most recent first */
-static u64 cache_bytes;			/* plaintext bytes of VALID chunks */
+static LIST_HEAD(probation);		/* newest first */
+static LIST_HEAD(protected);		/* most recently promoted first */
+static u64 cache_bytes;			/* plaintext bytes hashed */
+static u64 protected_bytes;		/* of which on protected */
+static u64 cache_chunks;
+/* Counters of CACHE_STATUS that only the cache sees (under the lock). */
+static u64 nr_inserts, nr_evictions, nr_dropped, nr_promotions;
 static struct shrinker *cache_shrinker;
 
 static u32 chunk_hash(const u8 *addr)
@@ -46,42 +56,79 @@ static u32 chunk_hash(const u8 *addr)
 	return jhash(addr, SNAPBLK_ADDR_LEN, 0);
 }
 
-/*
- * Lock held.  The chunk size is part of the identity: the same (address,
- * key) declared with another size by another manifest is another chunk
- * (its fetch then fails verification), never a view of this one.
- */
-static struct snapblk_chunk *__lookup(const u8 *addr, const u8 *key,
-				      u32 chunk_size)
+static u64 cache_limit(void)
+{
+	return (u64)READ_ONCE(cache_mb) << 20;
+}
+
+struct snapblk_chunk *snapblk_cache_lookup(const u8 *addr, const u8 *key,
+					   u32 chunk_size)
 {
 	struct snapblk_chunk *c;
 
-	hash_for_each_possible(cache_hash, c, hnode, chunk_hash(addr))
+	rcu_read_lock();
+	hash_for_each_possible_rcu(cache_hash, c, hnode, chunk_hash(addr)) {
 		if (c->chunk_size == chunk_size &&
 		    !memcmp(c->addr, addr, SNAPBLK_ADDR_LEN) &&
-		    !memcmp(c->key, key, SNAPBLK_CHUNK_KEY_LEN))
+		    !memcmp(c->key, key, SNAPBLK_CHUNK_KEY_LEN) &&
+		    refcount_inc_not_zero(&c->ref)) {
+			rcu_read_unlock();
 			return c;
+		}
+	}
+	rcu_read_unlock();
 	return NULL;
 }
 
-/* Free the pages of @c (a failed or retried delivery, or the end). */
-void snapblk_chunk_free_pages(struct snapblk_chunk *c)
+void snapblk_cache_touch(struct snapblk_chunk *c, u32 off, u32 len)
+{
+	u32 hi = READ_ONCE(c->read_hi);
+
+	if (off < hi) {
+		if (!READ_ONCE(c->referenced))
+			WRITE_ONCE(c->referenced, 1);
+	} else if (off + len > hi) {
+		WRITE_ONCE(c->read_hi, off + len);
+	}
+}
+
+void snapblk_pages_free(struct page **pages, u32 nr_pages)
 {
 	u32 i;
 
-	if (!c->pages)
+	if (!pages)
 		return;
-	for (i = 0; i < c->nr_pages; i++)
-		if (c->pages[i])
-			__free_page(c->pages[i]);
-	kvfree(c->pages);
-	c->pages = NULL;
-	c->nr_pages = 0;
+	for (i = 0; i < nr_pages; i++)
+		if (pages[i])
+			__free_page(pages[i]);
+	kvfree(pages);
 }
 
-static void chunk_free(struct snapblk_chunk *c)
+struct snapblk_chunk *snapblk_chunk_new(const u8 *addr, const u8 *key,
+					u32 chunk_size, struct page **pages,
+					u32 nr_pages, gfp_t gfp)
 {
-	snapblk_chunk_free_pages(c);
+	struct snapblk_chunk *c = kzalloc(sizeof(*c), gfp);
+
+	if (!c)
+		return NULL;
+	refcount_set(&c->ref, 1);
+	INIT_LIST_HEAD(&c->lru);
+	INIT_LIST_HEAD(&c->users);
+	memcpy(c->addr, addr, SNAPBLK_ADDR_LEN);
+	memcpy(c->key, key, SNAPBLK_CHUNK_KEY_LEN);
+	c->chunk_size = chunk_size;
+	c->pages = pages;
+	c->nr_pages = nr_pages;
+	return c;
+}
+
+static void chunk_free_rcu(struct rcu_head *head)
+{
+	struct snapblk_chunk *c = container_of(head, struct snapblk_chunk,
+					       rcu);
+
+	snapblk_pages_free(c->pages, c->nr_pages);
 	/* The struct holds the chunk key: wipe it. */
 	kfree_sensitive(c);
 }
@@ -89,66 +136,207 @@ static void chunk_free(struct snapblk_chunk *c)
 void snapblk_chunk_put(struct snapblk_chunk *c)
 {
 	if (refcount_dec_and_test(&c->ref))
-		chunk_free(c);
+		call_rcu(&c->rcu, chunk_free_rcu);
 }
 
-/* Lock held: @r stops counting for its device. */
+/* Lock held: @r stops counting for its client. */
 static void __resident_del(struct snapblk_resident *r)
 {
-	clear_bit(r->index, r->dev->resident_map);
-	atomic64_dec(&r->dev->resident);
+	struct snapblk_client *cl = r->cl;
+
+	clear_bit(r->index, cl->resident_map);
+	atomic64_dec(&cl->resident);
+	if (test_and_clear_bit(r->index, cl->bg_unread_map))
+		snapblk_stat_inc(&cl->stats, SNAPBLK_STAT_PREFETCH_WASTED);
 	list_del(&r->cnode);
 	list_del(&r->dnode);
 	kfree(r);
 }
 
-/*
- * Lock held, @c VALID: @cmd's device has read @c; count it once, with the
- * record @cmd brought (which it then no longer owns).
- */
-static void __resident_add(struct snapblk_chunk *c, struct snapblk_rq *cmd)
+void __snapblk_cache_add_resident(struct snapblk_chunk *c,
+				  struct snapblk_client *cl, u64 index,
+				  struct snapblk_resident **res)
 {
-	struct snapblk_dev *dev = cmd->dev;
-	struct snapblk_resident *r = cmd->res;
+	struct snapblk_resident *r = *res;
 
-	if (!r || test_and_set_bit(cmd->chunk, dev->resident_map))
+	lockdep_assert_held(&snapblk_cache_lock);
+	if (!r || !c->hashed || test_and_set_bit(index, cl->resident_map))
 		return;
-	cmd->res = NULL;
-	r->dev = dev;
-	r->index = cmd->chunk;
+	*res = NULL;
+	r->cl = cl;
+	r->index = index;
 	list_add(&r->cnode, &c->users);
-	list_add(&r->dnode, &dev->residents);
-	atomic64_inc(&dev->resident);
+	list_add(&r->dnode, &cl->residents);
+	atomic64_inc(&cl->resident);
 }
 
-/* Lock held; the caller drops the hash's reference after unlocking. */
-static void __unhash(struct snapblk_chunk *c)
+void snapblk_cache_add_resident(struct snapblk_chunk *c,
+				struct snapblk_client *cl, u64 index,
+				struct snapblk_resident **res)
+{
+	spin_lock(&snapblk_cache_lock);
+	__snapblk_cache_add_resident(c, cl, index, res);
+	spin_unlock(&snapblk_cache_lock);
+}
+
+void __snapblk_cache_insert(struct snapblk_chunk *c)
+{
+	lockdep_assert_held(&snapblk_cache_lock);
+	refcount_inc(&c->ref);		/* the hash's */
+	c->hashed = true;
+	hash_add_rcu(cache_hash, &c->hnode, chunk_hash(c->addr));
+	list_add(&c->lru, &probation);
+	cache_bytes += c->chunk_size;
+	cache_chunks++;
+	nr_inserts++;
+}
+
+/*
+ * Lock held: take @c out of the cache onto @victims; the caller drops
+ * the hash's reference after unlocking.  Its residents, each a device
+ * that counted it, count an eviction.
+ */
+static void __unhash(struct snapblk_chunk *c, struct list_head *victims)
 {
 	struct snapblk_resident *r, *tmp;
 
-	hash_del(&c->hnode);
+	hash_del_rcu(&c->hnode);
 	c->hashed = false;
-	if (c->valid) {
+	if (c->protected)
+		protected_bytes -= c->chunk_size;
+	c->protected = false;
+	cache_bytes -= c->chunk_size;
+	cache_chunks--;
+	list_for_each_entry_safe(r, tmp, &c->users, cnode) {
+		snapblk_stat_inc(&r->cl->stats, SNAPBLK_STAT_EVICTIONS);
+		__resident_del(r);
+	}
+	list_move(&c->lru, victims);
+}
+
+static void put_victims(struct list_head *victims)
+{
+	struct snapblk_chunk *c, *tmp;
+
+	list_for_each_entry_safe(c, tmp, victims, lru) {
 		list_del_init(&c->lru);
-		cache_bytes -= c->chunk_size;
-		list_for_each_entry_safe(r, tmp, &c->users, cnode)
-			__resident_del(r);
+		snapblk_chunk_put(c);
 	}
 }
 
 /*
- * @dev is going away and no request of it is left: drop its residency
+ * Lock held: one step of eviction towards @target bytes.  Returns true
+ * while there is more to do; moves at most one victim onto @victims.
+ */
+static bool __evict_step(u64 target, struct list_head *victims)
+{
+	u64 prot_max = div_u64(cache_limit() *
+			       min_t(u32, READ_ONCE(cache_protected_pct), 95),
+			       100);
+	struct snapblk_chunk *c;
+
+	if (cache_bytes <= target)
+		return false;
+	if (protected_bytes > prot_max || list_empty(&probation)) {
+		if (list_empty(&protected))
+			return false;
+		c = list_last_entry(&protected, struct snapblk_chunk, lru);
+		if (protected_bytes <= prot_max) {
+			/* Probation is empty: protected pays. */
+			__unhash(c, victims);
+			nr_evictions++;
+		} else if (READ_ONCE(c->referenced)) {
+			WRITE_ONCE(c->referenced, 0);
+			list_move(&c->lru, &protected);
+		} else {
+			c->protected = false;
+			protected_bytes -= c->chunk_size;
+			list_move(&c->lru, &probation);
+		}
+		return true;
+	}
+	c = list_last_entry(&probation, struct snapblk_chunk, lru);
+	if (READ_ONCE(c->referenced)) {
+		WRITE_ONCE(c->referenced, 0);
+		c->protected = true;
+		protected_bytes += c->chunk_size;
+		list_move(&c->lru, &protected);
+		nr_promotions++;
+	} else {
+		__unhash(c, victims);
+		nr_evictions++;
+	}
+	return true;
+}
+
+/*
+ * Evict down to @target bytes.  The lock is dropped every few dozen steps
+ * so that it is never held for long, however large the cache.
+ */
+static void cache_evict(u64 target)
+{
+	LIST_HEAD(victims);
+	bool more = true;
+	int n;
+
+	while (more) {
+		spin_lock(&snapblk_cache_lock);
+		for (n = 0; n < 64 && (more = __evict_step(target, &victims));
+		     n++)
+			;
+		spin_unlock(&snapblk_cache_lock);
+		put_victims(&victims);
+		if (more)
+			cond_resched();
+	}
+}
+
+void snapblk_cache_shrink(void)
+{
+	if (READ_ONCE(cache_bytes) > cache_limit())
+		cache_evict(cache_limit());
+}
+
+/* Drop every chunk (drop_cache, module exit). */
+static void cache_drop_all(void)
+{
+	struct snapblk_chunk *c;
+	LIST_HEAD(victims);
+	int n;
+
+	do {
+		spin_lock(&snapblk_cache_lock);
+		for (n = 0; n < 64; n++) {
+			if (!list_empty(&probation))
+				c = list_first_entry(&probation,
+						     struct snapblk_chunk, lru);
+			else if (!list_empty(&protected))
+				c = list_first_entry(&protected,
+						     struct snapblk_chunk, lru);
+			else
+				break;
+			__unhash(c, &victims);
+			nr_dropped++;
+		}
+		spin_unlock(&snapblk_cache_lock);
+		put_victims(&victims);
+		cond_resched();
+	} while (n == 64);
+}
+
+/*
+ * @cl is going away and no request of it is left: drop its residency
  * records.  Batched so that the cache lock is never held for long.
  */
-void snapblk_cache_forget_dev(struct snapblk_dev *dev)
+void snapblk_cache_forget_client(struct snapblk_client *cl)
 {
 	struct snapblk_resident *r;
 	int n;
 
 	do {
 		spin_lock(&snapblk_cache_lock);
-		for (n = 0; n < 1024 && !list_empty(&dev->residents); n++) {
-			r = list_first_entry(&dev->residents,
+		for (n = 0; n < 1024 && !list_empty(&cl->residents); n++) {
+			r = list_first_entry(&cl->residents,
 					     struct snapblk_resident, dnode);
 			__resident_del(r);
 		}
@@ -157,305 +345,124 @@ void snapblk_cache_forget_dev(struct snapblk_dev *dev)
 	} while (n == 1024);
 }
 
-/*
- * Evict unused VALID chunks, least recently used first, until the cache
- * holds at most @target bytes or @max chunks were evicted.  Returns the
- * number evicted.
- */
-static unsigned long cache_evict(u64 target, unsigned long max)
+/* CACHE_STATUS figures that are module-wide device counters. */
+static const struct {
+	u8 cache_stat;		/* SNAPBLK_CACHE_STAT_* */
+	u8 stat;		/* SNAPBLK_STAT_* */
+} from_global[] = {
+	{ SNAPBLK_CACHE_STAT_HITS, SNAPBLK_STAT_CACHE_HITS },
+	{ SNAPBLK_CACHE_STAT_MISSES, SNAPBLK_STAT_CACHE_MISSES },
+	{ SNAPBLK_CACHE_STAT_PENDING, SNAPBLK_STAT_INFLIGHT },
+	{ SNAPBLK_CACHE_STAT_BYTES_FETCHED, SNAPBLK_STAT_BYTES_FETCHED },
+	{ SNAPBLK_CACHE_STAT_FETCH_ERRORS, SNAPBLK_STAT_FETCH_ERRORS },
+	{ SNAPBLK_CACHE_STAT_FETCH_LATENCY_US, SNAPBLK_STAT_FETCH_LATENCY_US },
+	{ SNAPBLK_CACHE_STAT_FETCHES_DONE, SNAPBLK_STAT_FETCHES_DONE },
+	{ SNAPBLK_CACHE_STAT_RETRIES, SNAPBLK_STAT_RETRIES },
+};
+
+void snapblk_cache_stats(u64 *out)
 {
-	struct snapblk_chunk *c, *tmp;
-	unsigned long n = 0;
-	LIST_HEAD(victims);
+	struct snapblk_stats *g = &snapblk_global_stats;
+	unsigned int i;
 
 	spin_lock(&snapblk_cache_lock);
-	list_for_each_entry_safe_reverse(c, tmp, &cache_lru, lru) {
-		if (cache_bytes <= target || n >= max)
-			break;
-		if (refcount_read(&c->ref) > 1)
-			continue;	/* being copied out */
-		__unhash(c);
-		list_add(&c->lru, &victims);
-		n++;
-	}
+	out[SNAPBLK_CACHE_STAT_BYTES] = cache_bytes;
+	out[SNAPBLK_CACHE_STAT_CHUNKS] = cache_chunks;
+	out[SNAPBLK_CACHE_STAT_PROTECTED_BYTES] = protected_bytes;
+	out[SNAPBLK_CACHE_STAT_INSERTS] = nr_inserts;
+	out[SNAPBLK_CACHE_STAT_EVICTIONS] = nr_evictions;
+	out[SNAPBLK_CACHE_STAT_DROPPED] = nr_dropped;
+	out[SNAPBLK_CACHE_STAT_PROMOTIONS] = nr_promotions;
 	spin_unlock(&snapblk_cache_lock);
-	list_for_each_entry_safe(c, tmp, &victims, lru)
-		snapblk_chunk_put(c);
-	return n;
+	out[SNAPBLK_CACHE_STAT_LIMIT_BYTES] = cache_limit();
+	for (i = 0; i < ARRAY_SIZE(from_global); i++)
+		out[from_global[i].cache_stat] =
+			snapblk_stat_read(g, from_global[i].stat);
+	out[SNAPBLK_CACHE_STAT_BACKGROUND_FETCHES] =
+		snapblk_stat_read(g, SNAPBLK_STAT_READAHEAD_FETCHES) +
+		snapblk_stat_read(g, SNAPBLK_STAT_PREFETCH_FETCHES);
 }
 
-static u64 cache_limit(void)
+/* ---------------------------------------------------- module knobs */
+
+static int cache_mb_set(const char *val, const struct kernel_param *kp)
 {
-	return (u64)READ_ONCE(cache_mb) << 20;
+	int ret = param_set_uint(val, kp);
+
+	/* Lowered: shrink now, not at the next fetch. */
+	if (!ret)
+		snapblk_cache_shrink();
+	return ret;
 }
 
-/*
- * Find chunk @chunk of @dev.  Returns it with a reference when it is
- * VALID (the caller copies and puts it); NULL when @cmd now waits for it
- * (its request completes from snapblk_cache_complete()); an ERR_PTR when
- * out of memory.
- */
-struct snapblk_chunk *snapblk_cache_get_or_fetch(struct snapblk_dev *dev,
-						 u64 chunk,
-						 struct snapblk_rq *cmd)
+static const struct kernel_param_ops cache_mb_ops = {
+	.set = cache_mb_set,
+	.get = param_get_uint,
+};
+module_param_cb(cache_mb, &cache_mb_ops, &cache_mb, 0644);
+__MODULE_PARM_TYPE(cache_mb, "uint");
+MODULE_PARM_DESC(cache_mb,
+		 "Memory for verified chunks shared by all devices, in MiB (default 256)");
+
+/* Parse an unsigned value in [@min, @max]. */
+static int parse_uint(const char *val, unsigned int min, unsigned int max,
+		      unsigned int *out)
 {
-	const struct snapblk_chunk_entry *e = &dev->table[chunk];
-	struct snapblk_chunk *c, *new;
+	int ret = kstrtouint(val, 0, out);
 
-	new = kzalloc(sizeof(*new), GFP_NOIO);
-	if (!new)
-		return ERR_PTR(-ENOMEM);
-
-	spin_lock(&snapblk_cache_lock);
-	c = __lookup(e->addr, e->key, dev->chunk_size);
-	if (c && c->valid) {
-		refcount_inc(&c->ref);
-		list_move(&c->lru, &cache_lru);
-		__resident_add(c, cmd);
-		spin_unlock(&snapblk_cache_lock);
-		kfree(new);
-		atomic64_inc(&dev->hits);
-		return c;
-	}
-	atomic64_inc(&dev->misses);
-	cmd->waiting = true;
-	atomic_inc(&dev->inflight);
-	if (c) {
-		/* Being fetched for someone else: wait with them. */
-		list_add_tail(&cmd->node, &c->waiters);
-		spin_unlock(&snapblk_cache_lock);
-		kfree(new);
-		return NULL;
-	}
-	c = new;
-	refcount_set(&c->ref, 1);	/* the hash's */
-	INIT_LIST_HEAD(&c->lru);
-	INIT_LIST_HEAD(&c->fnode);
-	INIT_LIST_HEAD(&c->waiters);
-	INIT_LIST_HEAD(&c->users);
-	memcpy(c->addr, e->addr, SNAPBLK_ADDR_LEN);
-	memcpy(c->key, e->key, SNAPBLK_CHUNK_KEY_LEN);
-	c->chunk_size = dev->chunk_size;
-	c->dev_index = dev->index;
-	c->chunk = chunk;
-	c->deadline_ns = ktime_get_ns() +
-		(u64)READ_ONCE(dev->fetch_timeout_ms) * NSEC_PER_MSEC;
-	c->hashed = true;
-	hash_add(cache_hash, &c->hnode, chunk_hash(c->addr));
-	list_add_tail(&cmd->node, &c->waiters);
-	snapblk_fetch_enqueue(c);
-	spin_unlock(&snapblk_cache_lock);
-	return NULL;
+	if (ret)
+		return ret;
+	return *out < min || *out > max ? -EINVAL : 0;
 }
 
-/*
- * Copy the part of chunk @c that @cmd's request reads into its pages.
- * The request lies in one chunk of its device (chunk_sectors), and @c has
- * that device's chunk size (the cache key): still, never read past the
- * pages @c owns.  0, or -EIO when the request does not fit.
- */
-int snapblk_chunk_copy_to_rq(struct snapblk_chunk *c, struct snapblk_rq *cmd)
+static int protected_pct_set(const char *val, const struct kernel_param *kp)
 {
-	struct request *rq = cmd->rq;
-	u64 pos = (u64)blk_rq_pos(rq) << SECTOR_SHIFT;
-	u64 start = cmd->chunk * cmd->dev->chunk_size;
-	struct req_iterator iter;
-	struct bio_vec bv;
-	u32 off;
+	unsigned int pct;
+	int ret = parse_uint(val, 0, 95, &pct);
 
-	if (WARN_ON_ONCE(c->chunk_size != cmd->dev->chunk_size ||
-			 pos < start || pos - start > c->chunk_size ||
-			 blk_rq_bytes(rq) > c->chunk_size - (pos - start) ||
-			 (u64)c->nr_pages << PAGE_SHIFT < c->chunk_size))
-		return -EIO;
-	off = pos - start;
-	rq_for_each_segment(bv, rq, iter) {
-		u32 done = 0;
-
-		while (done < bv.bv_len) {
-			u32 poff = (off + done) & ~PAGE_MASK;
-			u32 len = min_t(u32, bv.bv_len - done, PAGE_SIZE - poff);
-			struct page *src = c->pages[(off + done) >> PAGE_SHIFT];
-
-			memcpy_page(bv.bv_page, bv.bv_offset + done, src, poff,
-				    len);
-			done += len;
-		}
-		off += bv.bv_len;
-	}
+	if (ret)
+		return ret;
+	WRITE_ONCE(cache_protected_pct, pct);
+	snapblk_cache_shrink();
 	return 0;
 }
 
-/* End @cmd's request; frees the residency record it did not use. */
-static void end_cmd(struct snapblk_rq *cmd, blk_status_t sts)
+static const struct kernel_param_ops protected_pct_ops = {
+	.set = protected_pct_set,
+	.get = param_get_uint,
+};
+module_param_cb(cache_protected_pct, &protected_pct_ops,
+		&cache_protected_pct, 0644);
+__MODULE_PARM_TYPE(cache_protected_pct, "uint");
+MODULE_PARM_DESC(cache_protected_pct,
+		 "Share of cache_mb, in percent (0-95, default 75), that chunks read more than once may keep against scans");
+
+static int drop_cache_set(const char *val, const struct kernel_param *kp)
 {
-	kfree(cmd->res);
-	cmd->res = NULL;
-	blk_mq_end_request(cmd->rq, sts);
+	unsigned int v;
+	int ret = parse_uint(val, 1, 1, &v);
+
+	if (ret)
+		return ret;
+	cache_drop_all();
+	return 0;
 }
 
-/*
- * Lock held: take every request off @c's waiters, or only those of
- * @dev when it is not NULL, onto @out; they are the caller's to end.
- */
-static void __take_waiters(struct snapblk_chunk *c, struct snapblk_dev *dev,
-			   struct list_head *out)
+static int drop_cache_get(char *buf, const struct kernel_param *kp)
 {
-	struct snapblk_rq *cmd, *tmp;
-
-	list_for_each_entry_safe(cmd, tmp, &c->waiters, node) {
-		if (dev && cmd->dev != dev)
-			continue;
-		list_move_tail(&cmd->node, out);
-		cmd->waiting = false;
-		atomic_dec(&cmd->dev->inflight);
-	}
+	return sysfs_emit(buf, "0\n");
 }
 
-/*
- * Count the fetch of @c once for each device among @waiters (several
- * requests of one device, or several devices sharing the chunk, may wait)
- * and, on failure, raise one chunk-error event per device.
- */
-static void account_fetch(struct snapblk_chunk *c, struct list_head *waiters,
-			  int err)
-{
-	struct snapblk_dev *seen[8];
-	struct snapblk_rq *cmd;
-	int n = 0, i;
+static const struct kernel_param_ops drop_cache_ops = {
+	.set = drop_cache_set,
+	.get = drop_cache_get,
+};
+module_param_cb(drop_cache, &drop_cache_ops, NULL, 0644);
+__MODULE_PARM_TYPE(drop_cache, "uint");
+MODULE_PARM_DESC(drop_cache,
+		 "Write 1 to drop every chunk from the memory cache (reads fetch them again)");
 
-	list_for_each_entry(cmd, waiters, node) {
-		for (i = 0; i < n && seen[i] != cmd->dev; i++)
-			;
-		if (i < n)
-			continue;
-		if (n < ARRAY_SIZE(seen))
-			seen[n++] = cmd->dev;
-		if (err) {
-			atomic64_inc(&cmd->dev->fetch_errors);
-			snapblk_genl_chunk_error(cmd->dev, cmd->chunk, c->addr,
-						 -err, false);
-		} else {
-			atomic64_add(c->chunk_size, &cmd->dev->bytes_fetched);
-		}
-	}
-}
-
-/*
- * Lock held, @c FETCHING and off the fetch lists (the caller holds it to
- * queue it again): the distinct devices among @c's waiters, at most
- * SNAPBLK_EVENT_DEVS, into @out, each with the chunk index its request
- * reads and a reference the caller drops with snapblk_dev_put() after
- * sending their events.  O(waiters), bounded by the devices' queue depths.
- * Returns how many.
- */
-int __snapblk_cache_waiting_devs(struct snapblk_chunk *c,
-				 struct snapblk_dev_chunk *out)
-{
-	struct snapblk_rq *cmd;
-	int n = 0, i;
-
-	lockdep_assert_held(&snapblk_cache_lock);
-	list_for_each_entry(cmd, &c->waiters, node) {
-		for (i = 0; i < n && out[i].dev != cmd->dev; i++)
-			;
-		if (i < n)
-			continue;
-		/* Its request waits here: removal has not freed it. */
-		refcount_inc(&cmd->dev->ref);
-		out[n].dev = cmd->dev;
-		out[n].chunk = cmd->chunk;
-		if (++n == SNAPBLK_EVENT_DEVS)
-			break;
-	}
-	return n;
-}
-
-/*
- * The fetch of @c ended: @err is 0 when its pages hold verified plaintext.
- * Completes every waiting request and, on error, forgets the chunk so that
- * a later read fetches it again.  The caller holds a reference to @c and
- * has taken it off the fetch lists.
- */
-void snapblk_cache_complete(struct snapblk_chunk *c, int err)
-{
-	struct snapblk_rq *cmd, *tmp;
-	bool drop_hash_ref = false;
-	LIST_HEAD(waiters);
-
-	spin_lock(&snapblk_cache_lock);
-	__take_waiters(c, NULL, &waiters);
-	if (!err && c->hashed) {
-		c->valid = true;
-		list_add(&c->lru, &cache_lru);
-		cache_bytes += c->chunk_size;
-		list_for_each_entry(cmd, &waiters, node)
-			__resident_add(c, cmd);
-	} else if (c->hashed) {
-		__unhash(c);
-		drop_hash_ref = true;
-	}
-	spin_unlock(&snapblk_cache_lock);
-
-	account_fetch(c, &waiters, err);
-	list_for_each_entry_safe(cmd, tmp, &waiters, node) {
-		blk_status_t sts = BLK_STS_IOERR;
-
-		list_del_init(&cmd->node);
-		if (!err && !snapblk_chunk_copy_to_rq(c, cmd))
-			sts = BLK_STS_OK;
-		end_cmd(cmd, sts);
-	}
-	if (drop_hash_ref)
-		snapblk_chunk_put(c);
-	if (!err)
-		cache_evict(cache_limit(), ULONG_MAX);
-}
-
-/*
- * Fail with EIO every request of @dev that waits for a fetch (the device is
- * going away).  The fetches themselves go on for other devices' readers.
- * O(cache) under the lock: only REMOVE and module unload (root) get here.
- */
-void snapblk_cache_cancel_dev(struct snapblk_dev *dev)
-{
-	struct snapblk_rq *cmd, *tmp;
-	struct snapblk_chunk *c;
-	LIST_HEAD(cancelled);
-	int bkt;
-
-	spin_lock(&snapblk_cache_lock);
-	hash_for_each(cache_hash, bkt, c, hnode)
-		__take_waiters(c, dev, &cancelled);
-	spin_unlock(&snapblk_cache_lock);
-
-	list_for_each_entry_safe(cmd, tmp, &cancelled, node) {
-		list_del_init(&cmd->node);
-		end_cmd(cmd, BLK_STS_IOERR);
-	}
-}
-
-/*
- * The blk-mq timeout of @cmd's request fired: if the request still waits
- * for a fetch, take it off its chunk and fail it (true); if someone else
- * is completing it, leave it to them (false).
- */
-bool snapblk_cache_timeout_rq(struct snapblk_rq *cmd)
-{
-	bool mine;
-
-	spin_lock(&snapblk_cache_lock);
-	mine = cmd->waiting;
-	if (mine) {
-		list_del_init(&cmd->node);
-		cmd->waiting = false;
-		atomic_dec(&cmd->dev->inflight);
-	}
-	spin_unlock(&snapblk_cache_lock);
-	if (mine)
-		end_cmd(cmd, BLK_STS_IOERR);
-	return mine;
-}
+/* -------------------------------------------------------- shrinker */
 
 static unsigned long cache_count(struct shrinker *s,
 				 struct shrink_control *sc)
@@ -469,7 +476,7 @@ static unsigned long cache_scan(struct shrinker *s, struct shrink_control *sc)
 	u64 want = (u64)sc->nr_to_scan << PAGE_SHIFT;
 	u64 before = bytes;
 
-	cache_evict(bytes > want ? bytes - want : 0, ULONG_MAX);
+	cache_evict(bytes > want ? bytes - want : 0);
 	bytes = READ_ONCE(cache_bytes);
 	return before > bytes ? (before - bytes) >> PAGE_SHIFT : SHRINK_STOP;
 }
@@ -485,6 +492,8 @@ int __init snapblk_cache_init(void)
 void snapblk_cache_exit(void)
 {
 	snapblk_shrinker_free(cache_shrinker);
-	cache_evict(0, ULONG_MAX);
+	cache_drop_all();
 	WARN_ON(!hash_empty(cache_hash));
+	/* Chunks freed by call_rcu(): wait for them before the code goes. */
+	rcu_barrier();
 }

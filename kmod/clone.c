@@ -23,6 +23,7 @@
  * reseeded for it.  Documentation/clone.md states what runs before step 2.
  */
 #include "snapblk.h"
+#include "events.h"
 
 #include <linux/file.h>
 #include <linux/fs.h>
@@ -141,7 +142,7 @@ void snapblk_clone_publish(u32 source, const u8 *id, u32 reseed,
 		goto out;
 	}
 	snapblk_gendev_publish(gen, source, reseed, ktime_get_boottime_ns());
-	snapblk_genl_clone_event(gen, source, reseed);
+	snapblk_event_clone(gen, source, reseed);
 	/* Rate-limited: a storm of triggers must not flood the log. */
 	pr_info_ratelimited("clone: generation %llu from %s, RNG %s\n", gen,
 			    snapblk_clone_source_name(source),

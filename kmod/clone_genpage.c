@@ -30,7 +30,9 @@
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/kernel.h>
+#include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/sizes.h>
 
 static char *genpage;
 module_param(genpage, charp, 0444);

@@ -76,7 +76,8 @@ static void fn##_bdev(struct gendisk *disk, fmode_t mode)		\
  *
  * On older kernels only these fields of @lim are applied: logical and
  * physical block size, max_hw_sectors, chunk_sectors, max_segments,
- * max_segment_size.
+ * max_segment_size, io_opt (which also sets the disk's readahead to
+ * twice it, as queue_limits do from v6.10).
  * Returns the disk or an ERR_PTR.
  */
 static inline struct gendisk *
@@ -106,6 +107,8 @@ snapblk_alloc_disk(struct blk_mq_tag_set *set, struct queue_limits *lim,
 		blk_queue_max_segments(q, lim->max_segments);
 	if (lim->max_segment_size)
 		blk_queue_max_segment_size(q, lim->max_segment_size);
+	if (lim->io_opt)
+		blk_queue_io_opt(q, lim->io_opt);
 	blk_queue_write_cache(q, write_cache, write_cache);
 	return disk;
 #endif

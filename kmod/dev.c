@@ -5,12 +5,17 @@
  * boundaries (chunk_sectors), so each request reads from one chunk: a ZERO
  * chunk is zero-filled, a chunk in the memory cache is copied at once, a
  * missing one makes the request wait for its fetch (cache.c, fetch.c).
+ * io_opt is the chunk size, so the page cache's readahead asks for whole
+ * chunks; background readahead and prefetch are bg.c's.
  *
  * Per-device attributes live in /sys/block/snapblkN/snapblk/ (see
  * Documentation/ABI/testing/sysfs-block-snapblk).
  */
 #include "snapblk.h"
 #include "compat.h"
+#include "dev.h"
+#include "events.h"
+#include "fetch.h"
 
 #include <linux/highmem.h>
 #include <linux/idr.h>
@@ -59,6 +64,22 @@ static void zero_rq(struct request *rq)
 		memzero_bvec(&bv);
 }
 
+/*
+ * The first read of chunk @chunk: note its place in the first-touch
+ * trace.  Lock-free: the bit decides who takes the slot.
+ */
+static void trace_touch(struct snapblk_dev *dev, u64 chunk)
+{
+	int n;
+
+	if (test_bit(chunk, dev->touched_map) ||
+	    test_and_set_bit(chunk, dev->touched_map))
+		return;
+	n = atomic_inc_return(&dev->trace_len) - 1;
+	if (n < dev->trace_cap)
+		WRITE_ONCE(dev->trace[n], chunk);
+}
+
 static blk_status_t snapblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 				     const struct blk_mq_queue_data *bd)
 {
@@ -74,43 +95,44 @@ static blk_status_t snapblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 		return BLK_STS_IOERR;
 
 	cmd->rq = rq;
-	cmd->dev = dev;
+	cmd->cl = &dev->cl;
 	cmd->chunk = pos / dev->chunk_size;
 	cmd->waiting = false;
 	cmd->res = NULL;
 	INIT_LIST_HEAD(&cmd->node);
 	if (cmd->chunk >= dev->nr_chunks)
 		return BLK_STS_IOERR;
+	snapblk_bg_note_read(dev, cmd->chunk);
 	if (dev->table[cmd->chunk].flags & SNAPBLK_CHUNK_F_ZERO) {
-		atomic64_inc(&dev->hits);
+		snapblk_stat_inc(&dev->cl.stats, SNAPBLK_STAT_CACHE_HITS);
 		zero_rq(rq);
 		blk_mq_end_request(rq, BLK_STS_OK);
 		return BLK_STS_OK;
 	}
+	trace_touch(dev, cmd->chunk);
 	/*
 	 * The first read of this chunk by this device brings the record
-	 * that counts it resident (allocated here, not under the cache
-	 * lock; the bit is checked again there).
+	 * that counts it resident (allocated here, not under a lock; the
+	 * bit is checked again there).
 	 */
-	if (!test_bit(cmd->chunk, dev->resident_map)) {
+	if (!test_bit(cmd->chunk, dev->cl.resident_map)) {
 		cmd->res = kmalloc(sizeof(*cmd->res), GFP_NOIO);
 		if (!cmd->res)
 			return BLK_STS_RESOURCE;
 	}
-	c = snapblk_cache_get_or_fetch(dev, cmd->chunk, cmd);
+	c = snapblk_fetch_get(&dev->cl, &dev->table[cmd->chunk], cmd->chunk,
+			      cmd, READ_ONCE(dev->fetch_timeout_ms));
 	if (IS_ERR(c)) {
 		kfree(cmd->res);
 		return BLK_STS_RESOURCE;
 	}
 	if (c) {
-		kfree(cmd->res);
-		cmd->res = NULL;
 		if (snapblk_chunk_copy_to_rq(c, cmd))
 			sts = BLK_STS_IOERR;
 		snapblk_chunk_put(c);
-		blk_mq_end_request(rq, sts);
+		snapblk_rq_end(cmd, sts);
 	}
-	/* else: completed by snapblk_cache_complete() */
+	/* else: completed by the fetch path */
 	return BLK_STS_OK;
 }
 
@@ -125,9 +147,10 @@ static enum blk_eh_timer_return snapblk_timeout(struct request *rq)
 {
 	struct snapblk_rq *cmd = blk_mq_rq_to_pdu(rq);
 
-	if (snapblk_cache_timeout_rq(cmd)) {
+	if (snapblk_fetch_timeout_rq(cmd)) {
 		pr_warn_ratelimited("snapblk%d: chunk %llu: read timed out\n",
-				    cmd->dev->index, cmd->chunk);
+				    snapblk_client_dev(cmd->cl)->index,
+				    cmd->chunk);
 		return BLK_EH_DONE;
 	}
 	return BLK_EH_RESET_TIMER;
@@ -166,33 +189,140 @@ SNAPBLK_ATTR_RO(image_size, "%llu", dev->image_size);
 SNAPBLK_ATTR_RO(chunk_size, "%u", dev->chunk_size);
 SNAPBLK_ATTR_RO(chunks, "%llu", dev->nr_chunks);
 SNAPBLK_ATTR_RO(zero_chunks, "%llu", dev->nr_zero);
-SNAPBLK_ATTR_RO(resident_chunks, "%lld", atomic64_read(&dev->resident));
-SNAPBLK_ATTR_RO(cache_hits, "%lld", atomic64_read(&dev->hits));
-SNAPBLK_ATTR_RO(cache_misses, "%lld", atomic64_read(&dev->misses));
-SNAPBLK_ATTR_RO(bytes_fetched, "%lld", atomic64_read(&dev->bytes_fetched));
-SNAPBLK_ATTR_RO(fetch_errors, "%lld", atomic64_read(&dev->fetch_errors));
-SNAPBLK_ATTR_RO(refetches, "%lld", atomic64_read(&dev->refetches));
-SNAPBLK_ATTR_RO(inflight, "%d", atomic_read(&dev->inflight));
+SNAPBLK_ATTR_RO(resident_chunks, "%lld", atomic64_read(&dev->cl.resident));
+SNAPBLK_ATTR_RO(inflight, "%d", atomic_read(&dev->cl.waiting));
+SNAPBLK_ATTR_RO(fetching, "%d", atomic_read(&dev->cl.fetching));
+
+/* Counters, by SNAPBLK_STAT_*: the file is the counter's name. */
+#define SNAPBLK_STAT_ATTR(_name, _stat)					\
+	SNAPBLK_ATTR_RO(_name, "%llu", snapblk_stat_read(&dev->cl.stats, _stat))
+
+SNAPBLK_STAT_ATTR(cache_hits, SNAPBLK_STAT_CACHE_HITS);
+SNAPBLK_STAT_ATTR(cache_misses, SNAPBLK_STAT_CACHE_MISSES);
+SNAPBLK_STAT_ATTR(bytes_fetched, SNAPBLK_STAT_BYTES_FETCHED);
+SNAPBLK_STAT_ATTR(fetch_errors, SNAPBLK_STAT_FETCH_ERRORS);
+SNAPBLK_STAT_ATTR(refetches, SNAPBLK_STAT_REFETCHES);
+SNAPBLK_STAT_ATTR(evictions, SNAPBLK_STAT_EVICTIONS);
+SNAPBLK_STAT_ATTR(demand_fetches, SNAPBLK_STAT_DEMAND_FETCHES);
+SNAPBLK_STAT_ATTR(readahead_fetches, SNAPBLK_STAT_READAHEAD_FETCHES);
+SNAPBLK_STAT_ATTR(prefetch_fetches, SNAPBLK_STAT_PREFETCH_FETCHES);
+SNAPBLK_STAT_ATTR(prefetch_used, SNAPBLK_STAT_PREFETCH_USED);
+SNAPBLK_STAT_ATTR(prefetch_wasted, SNAPBLK_STAT_PREFETCH_WASTED);
+SNAPBLK_STAT_ATTR(prefetch_joined, SNAPBLK_STAT_PREFETCH_JOINED);
+SNAPBLK_STAT_ATTR(prefetch_queued, SNAPBLK_STAT_PREFETCH_QUEUED);
+SNAPBLK_STAT_ATTR(prefetch_done, SNAPBLK_STAT_PREFETCH_DONE);
+SNAPBLK_STAT_ATTR(retries, SNAPBLK_STAT_RETRIES);
+SNAPBLK_STAT_ATTR(fetch_latency_us, SNAPBLK_STAT_FETCH_LATENCY_US);
+SNAPBLK_STAT_ATTR(fetches_done, SNAPBLK_STAT_FETCHES_DONE);
+SNAPBLK_ATTR_RO(trace_chunks, "%u",
+		min_t(u32, atomic_read(&dev->trace_len), dev->trace_cap));
+
+static const char *const prefetch_states[] = {
+	[SNAPBLK_PREFETCH_NONE] = "none",
+	[SNAPBLK_PREFETCH_RUNNING] = "running",
+	[SNAPBLK_PREFETCH_DONE] = "done",
+	[SNAPBLK_PREFETCH_STOPPED] = "stopped",
+};
+
+static ssize_t prefetch_show(struct device *d, struct device_attribute *a,
+			     char *buf)
+{
+	return sysfs_emit(buf, "%s\n",
+			  prefetch_states[snapblk_bg_state(to_sdev(d), NULL,
+							   NULL)]);
+}
+
+/* "stop": stop the running prefetch; its fetches in flight finish. */
+static ssize_t prefetch_store(struct device *d, struct device_attribute *a,
+			      const char *buf, size_t len)
+{
+	if (!sysfs_streq(buf, "stop"))
+		return -EINVAL;
+	snapblk_bg_stop(to_sdev(d));
+	return len;
+}
+static DEVICE_ATTR_RW(prefetch);
+
+/* Parse a u32 knob value in [@min, @max]: 0 or -EINVAL/-ERANGE. */
+static int parse_knob(const char *buf, u32 min, u32 max, u32 *val)
+{
+	int ret = kstrtou32(buf, 0, val);
+
+	if (ret)
+		return ret;
+	return *val < min || *val > max ? -EINVAL : 0;
+}
+
+/* The u32 knobs, read and written under I/O (READ_ONCE, WRITE_ONCE). */
+static ssize_t knob_show(const u32 *knob, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(*knob));
+}
+
+/* Set *@knob from @buf if in [@min, @max]: 0, or -EINVAL/-ERANGE. */
+static int knob_store(u32 *knob, const char *buf, u32 min, u32 max)
+{
+	u32 v;
+	int ret = parse_knob(buf, min, max, &v);
+
+	if (!ret)
+		WRITE_ONCE(*knob, v);
+	return ret;
+}
+
+static ssize_t readahead_chunks_show(struct device *d,
+				     struct device_attribute *a, char *buf)
+{
+	return knob_show(&to_sdev(d)->readahead_chunks, buf);
+}
+
+static ssize_t readahead_chunks_store(struct device *d,
+				      struct device_attribute *a,
+				      const char *buf, size_t len)
+{
+	return knob_store(&to_sdev(d)->readahead_chunks, buf, 0,
+			  SNAPBLK_READAHEAD_MAX) ?: len;
+}
+static DEVICE_ATTR_RW(readahead_chunks);
+
+static ssize_t max_inflight_show(struct device *d, struct device_attribute *a,
+				 char *buf)
+{
+	return knob_show(&to_sdev(d)->max_inflight, buf);
+}
+
+static ssize_t max_inflight_store(struct device *d, struct device_attribute *a,
+				  const char *buf, size_t len)
+{
+	int ret = knob_store(&to_sdev(d)->max_inflight, buf, 1,
+			     SNAPBLK_MAX_INFLIGHT_MAX);
+
+	if (ret)
+		return ret;
+	/* Raised: background work may go on now. */
+	snapblk_bg_kick(to_sdev(d));
+	return len;
+}
+static DEVICE_ATTR_RW(max_inflight);
 
 static ssize_t fetch_timeout_ms_show(struct device *d,
 				     struct device_attribute *a, char *buf)
 {
-	return sysfs_emit(buf, "%u\n", READ_ONCE(to_sdev(d)->fetch_timeout_ms));
+	return knob_show(&to_sdev(d)->fetch_timeout_ms, buf);
 }
 
 static ssize_t fetch_timeout_ms_store(struct device *d,
 				      struct device_attribute *a,
 				      const char *buf, size_t len)
 {
-	u32 ms;
-	int ret = kstrtou32(buf, 0, &ms);
+	struct snapblk_dev *dev = to_sdev(d);
+	int ret = knob_store(&dev->fetch_timeout_ms, buf, 1,
+			     SNAPBLK_FETCH_TIMEOUT_MS_MAX);
 
 	if (ret)
 		return ret;
-	if (!ms || ms > SNAPBLK_FETCH_TIMEOUT_MS_MAX)
-		return -EINVAL;
-	WRITE_ONCE(to_sdev(d)->fetch_timeout_ms, ms);
-	blk_queue_rq_timeout(to_sdev(d)->disk->queue, rq_timeout(ms));
+	blk_queue_rq_timeout(dev->disk->queue,
+			     rq_timeout(READ_ONCE(dev->fetch_timeout_ms)));
 	return len;
 }
 static DEVICE_ATTR_RW(fetch_timeout_ms);
@@ -211,7 +341,24 @@ static struct attribute *snapblk_attrs[] = {
 	&dev_attr_fetch_errors.attr,
 	&dev_attr_refetches.attr,
 	&dev_attr_inflight.attr,
+	&dev_attr_fetching.attr,
 	&dev_attr_fetch_timeout_ms.attr,
+	&dev_attr_readahead_chunks.attr,
+	&dev_attr_max_inflight.attr,
+	&dev_attr_prefetch.attr,
+	&dev_attr_evictions.attr,
+	&dev_attr_demand_fetches.attr,
+	&dev_attr_readahead_fetches.attr,
+	&dev_attr_prefetch_fetches.attr,
+	&dev_attr_prefetch_used.attr,
+	&dev_attr_prefetch_wasted.attr,
+	&dev_attr_prefetch_joined.attr,
+	&dev_attr_prefetch_queued.attr,
+	&dev_attr_prefetch_done.attr,
+	&dev_attr_retries.attr,
+	&dev_attr_fetch_latency_us.attr,
+	&dev_attr_fetches_done.attr,
+	&dev_attr_trace_chunks.attr,
 	NULL,
 };
 
@@ -238,6 +385,16 @@ struct snapblk_dev *snapblk_dev_find(const char *name)
 	return NULL;
 }
 
+/* What dev_alloc() allocated. */
+static void dev_free_maps(struct snapblk_dev *dev)
+{
+	kvfree(dev->cl.resident_map);
+	kvfree(dev->cl.bg_unread_map);
+	kvfree(dev->touched_map);
+	kvfree(dev->trace);
+	kfree(dev);
+}
+
 static void snapblk_dev_free(struct snapblk_dev *dev)
 {
 	ida_free(&snapblk_index_ida, dev->index);
@@ -245,8 +402,12 @@ static void snapblk_dev_free(struct snapblk_dev *dev)
 	if (dev->table)
 		kvfree_sensitive(dev->table,
 				 dev->nr_chunks * sizeof(*dev->table));
-	kvfree(dev->resident_map);
-	kfree(dev);
+	dev_free_maps(dev);
+}
+
+void snapblk_dev_get(struct snapblk_dev *dev)
+{
+	refcount_inc(&dev->ref);
 }
 
 /* Drop a reference (see struct snapblk_dev); may sleep. */
@@ -254,6 +415,75 @@ void snapblk_dev_put(struct snapblk_dev *dev)
 {
 	if (refcount_dec_and_test(&dev->ref))
 		snapblk_dev_free(dev);
+}
+
+static void client_get(struct snapblk_client *cl)
+{
+	snapblk_dev_get(snapblk_client_dev(cl));
+}
+
+static void client_put(struct snapblk_client *cl)
+{
+	snapblk_dev_put(snapblk_client_dev(cl));
+}
+
+static void client_fetch_done(struct snapblk_client *cl)
+{
+	snapblk_bg_kick(snapblk_client_dev(cl));
+}
+
+static const struct snapblk_client_ops client_ops = {
+	.get = client_get,
+	.put = client_put,
+	.fetch_done = client_fetch_done,
+};
+
+static unsigned long *bitmap_alloc_big(u64 bits)
+{
+	return kvcalloc(BITS_TO_LONGS(bits), sizeof(long), GFP_KERNEL_ACCOUNT |
+			__GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+}
+
+/* A device for @p, not yet visible: NULL without memory. */
+static struct snapblk_dev *dev_alloc(const struct snapblk_dev_params *p)
+{
+	struct snapblk_dev *dev;
+	u64 i;
+
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
+	if (!dev)
+		return NULL;
+	strscpy(dev->name, p->name, sizeof(dev->name));
+	dev->image_size = p->image_size;
+	dev->chunk_size = p->chunk_size;
+	dev->nr_chunks = DIV_ROUND_UP_ULL(p->image_size, p->chunk_size);
+	memcpy(dev->image_id, p->image_id, SNAPBLK_IMAGE_ID_LEN);
+	dev->fetch_timeout_ms = p->fetch_timeout_ms;
+	dev->readahead_chunks = p->readahead_chunks;
+	dev->max_inflight = p->max_inflight;
+	refcount_set(&dev->ref, 1);	/* snapblk_devs' */
+	dev->cl.ops = &client_ops;
+	dev->cl.chunk_size = dev->chunk_size;
+	dev->cl.nr_chunks = dev->nr_chunks;
+	INIT_LIST_HEAD(&dev->cl.residents);
+	snapblk_bg_init(dev);
+	dev->trace_cap = min_t(u64, dev->nr_chunks, SNAPBLK_TRACE_MAX);
+	dev->cl.resident_map = bitmap_alloc_big(dev->nr_chunks);
+	dev->cl.bg_unread_map = bitmap_alloc_big(dev->nr_chunks);
+	dev->touched_map = bitmap_alloc_big(dev->nr_chunks);
+	dev->trace = kvmalloc_array(dev->trace_cap, sizeof(u32),
+				    GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL |
+				    __GFP_NOWARN);
+	if (!dev->cl.resident_map || !dev->cl.bg_unread_map ||
+	    !dev->touched_map || !dev->trace) {
+		dev_free_maps(dev);
+		return NULL;
+	}
+	memset(dev->trace, 0xff, dev->trace_cap * sizeof(u32));
+	for (i = 0; i < dev->nr_chunks; i++)
+		if (p->table[i].flags & SNAPBLK_CHUNK_F_ZERO)
+			dev->nr_zero++;
+	return dev;
 }
 
 /*
@@ -273,33 +503,15 @@ int snapblk_dev_create(const struct snapblk_dev_params *p)
 		.physical_block_size = SZ_4K,
 		.max_hw_sectors = p->chunk_size >> SECTOR_SHIFT,
 		.chunk_sectors = p->chunk_size >> SECTOR_SHIFT,
+		.io_opt = p->chunk_size,
 	};
 	struct snapblk_dev *dev;
 	struct gendisk *disk;
-	u64 i;
 	int ret;
 
-	dev = kzalloc(sizeof(*dev), GFP_KERNEL_ACCOUNT);
+	dev = dev_alloc(p);
 	if (!dev)
 		return -ENOMEM;
-	strscpy(dev->name, p->name, sizeof(dev->name));
-	dev->image_size = p->image_size;
-	dev->chunk_size = p->chunk_size;
-	dev->nr_chunks = DIV_ROUND_UP_ULL(p->image_size, p->chunk_size);
-	memcpy(dev->image_id, p->image_id, SNAPBLK_IMAGE_ID_LEN);
-	dev->fetch_timeout_ms = p->fetch_timeout_ms;
-	refcount_set(&dev->ref, 1);	/* snapblk_devs' */
-	INIT_LIST_HEAD(&dev->residents);
-	dev->resident_map = kvcalloc(BITS_TO_LONGS(dev->nr_chunks),
-				     sizeof(long), GFP_KERNEL_ACCOUNT |
-				     __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
-	if (!dev->resident_map) {
-		kfree(dev);
-		return -ENOMEM;
-	}
-	for (i = 0; i < dev->nr_chunks; i++)
-		if (p->table[i].flags & SNAPBLK_CHUNK_F_ZERO)
-			dev->nr_zero++;
 
 	mutex_lock(&snapblk_devs_mutex);
 	ret = -EEXIST;
@@ -309,6 +521,7 @@ int snapblk_dev_create(const struct snapblk_dev_params *p)
 	if (ret < 0)
 		goto err_unlock;
 	dev->index = ret;
+	dev->cl.index = ret;
 
 	dev->tag_set.ops = &snapblk_mq_ops;
 	dev->tag_set.nr_hw_queues = 1;
@@ -348,7 +561,7 @@ int snapblk_dev_create(const struct snapblk_dev_params *p)
 	/* A REMOVE may run as soon as the mutex is dropped. */
 	refcount_inc(&dev->ref);
 	mutex_unlock(&snapblk_devs_mutex);
-	snapblk_genl_dev_event(SNAPBLK_EVENT_DEVICE_ADDED, dev);
+	snapblk_event_dev(SNAPBLK_EVENT_DEVICE_ADDED, dev);
 	snapblk_dev_put(dev);
 	return 0;
 
@@ -361,8 +574,7 @@ err_ida:
 	ida_free(&snapblk_index_ida, dev->index);
 err_unlock:
 	mutex_unlock(&snapblk_devs_mutex);
-	kvfree(dev->resident_map);
-	kfree(dev);
+	dev_free_maps(dev);
 	return ret;
 }
 
@@ -370,12 +582,14 @@ err_unlock:
 static void snapblk_dev_destroy(struct snapblk_dev *dev)
 {
 	list_del(&dev->list);
-	snapblk_genl_dev_event(SNAPBLK_EVENT_DEVICE_REMOVED, dev);
+	snapblk_event_dev(SNAPBLK_EVENT_DEVICE_REMOVED, dev);
+	/* No more background fetches are started for it. */
+	snapblk_bg_exit(dev);
 	/* Reads waiting for fetches fail now instead of at their deadline. */
-	snapblk_cache_cancel_dev(dev);
+	snapblk_fetch_cancel_client(&dev->cl);
 	del_gendisk(dev->disk);
 	/* No request is left: its residency records can go. */
-	snapblk_cache_forget_dev(dev);
+	snapblk_cache_forget_client(&dev->cl);
 	put_disk(dev->disk);
 	blk_mq_free_tag_set(&dev->tag_set);
 	/* An event being sent about it may hold it a moment longer. */

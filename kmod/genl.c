@@ -9,6 +9,8 @@
  * changes state carries GENL_ADMIN_PERM.
  */
 #include "snapblk.h"
+#include "dev.h"
+#include "events.h"
 
 #include <linux/module.h>
 #include <linux/ctype.h>
@@ -26,6 +28,21 @@ static struct netlink_range_validation chunk_size_range = {
 static struct netlink_range_validation fetch_timeout_range = {
 	.min = 1,
 	.max = SNAPBLK_FETCH_TIMEOUT_MS_MAX,
+};
+
+static struct netlink_range_validation readahead_range = {
+	.min = 0,
+	.max = SNAPBLK_READAHEAD_MAX,
+};
+
+static struct netlink_range_validation prefetch_count_range = {
+	.min = 1,
+	.max = SNAPBLK_MANIFEST_MAX_CHUNKS,
+};
+
+static struct netlink_range_validation max_inflight_range = {
+	.min = 1,
+	.max = SNAPBLK_MAX_INFLIGHT_MAX,
 };
 
 static const struct nla_policy snapblk_genl_policy[SNAPBLK_ATTR_MAX + 1] = {
@@ -55,6 +72,22 @@ static const struct nla_policy snapblk_genl_policy[SNAPBLK_ATTR_MAX + 1] = {
 	[SNAPBLK_ATTR_CLONE_STATS] = { .type = NLA_REJECT },
 	[SNAPBLK_ATTR_ADDR] = NLA_POLICY_EXACT_LEN(SNAPBLK_ADDR_LEN),
 	[SNAPBLK_ATTR_REFETCH] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_READAHEAD_CHUNKS] =
+		NLA_POLICY_FULL_RANGE(NLA_U32, &readahead_range),
+	[SNAPBLK_ATTR_MAX_INFLIGHT] =
+		NLA_POLICY_FULL_RANGE(NLA_U32, &max_inflight_range),
+	[SNAPBLK_ATTR_PREFETCH_STATE] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_PREFETCH_FD] = { .type = NLA_U32 },
+	[SNAPBLK_ATTR_PREFETCH_COUNT] =
+		NLA_POLICY_FULL_RANGE(NLA_U32, &prefetch_count_range),
+	[SNAPBLK_ATTR_HYDRATE] = NLA_POLICY_RANGE(NLA_U32, 1, 1),
+	[SNAPBLK_ATTR_PREFETCH_STOP] = NLA_POLICY_RANGE(NLA_U32, 1, 1),
+	[SNAPBLK_ATTR_TRACE_OFFSET] = { .type = NLA_U32 },
+	[SNAPBLK_ATTR_TRACE_TOTAL] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_TRACE] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_LATENCY] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_TIERS] = { .type = NLA_REJECT },
+	[SNAPBLK_ATTR_CACHE_STATS] = { .type = NLA_REJECT },
 };
 
 static struct genl_family snapblk_genl_family;
@@ -84,10 +117,56 @@ err_free:
 	return ret;
 }
 
+/* SNAPBLK_ATTR_LATENCY and SNAPBLK_ATTR_TIERS of @st. */
+static int put_histograms(struct sk_buff *msg, struct snapblk_stats *st)
+{
+	u64 lat[SNAPBLK_LATENCY_BUCKETS];
+	struct nlattr *nest;
+	int i;
+
+	for (i = 0; i < SNAPBLK_LATENCY_BUCKETS; i++)
+		lat[i] = atomic64_read(&st->latency[i]);
+	if (nla_put(msg, SNAPBLK_ATTR_LATENCY, sizeof(lat), lat))
+		return -EMSGSIZE;
+	nest = nla_nest_start(msg, SNAPBLK_ATTR_TIERS);
+	if (!nest)
+		return -EMSGSIZE;
+	for (i = SNAPBLK_TIER_UNSPEC; i <= SNAPBLK_TIER_MAX; i++) {
+		u64 v = atomic64_read(&st->tiers[i]);
+
+		/* Attribute type 0 is reserved: the unreported tier is PAD's */
+		if (v && i != SNAPBLK_TIER_UNSPEC &&
+		    nla_put_u64_64bit(msg, i, v, SNAPBLK_TIER_UNSPEC))
+			return -EMSGSIZE;
+	}
+	nla_nest_end(msg, nest);
+	return 0;
+}
+
+/* Counter @stat of @dev. */
+static u64 dev_stat(struct snapblk_dev *dev, int stat)
+{
+	switch (stat) {
+	case SNAPBLK_STAT_CHUNKS:
+		return dev->nr_chunks;
+	case SNAPBLK_STAT_ZERO_CHUNKS:
+		return dev->nr_zero;
+	case SNAPBLK_STAT_RESIDENT:
+		return atomic64_read(&dev->cl.resident);
+	case SNAPBLK_STAT_INFLIGHT:
+		return atomic_read(&dev->cl.waiting);
+	case SNAPBLK_STAT_TRACE_CHUNKS:
+		return min_t(u32, atomic_read(&dev->trace_len), dev->trace_cap);
+	default:
+		return snapblk_stat_read(&dev->cl.stats, stat);
+	}
+}
+
 /* Put the attributes of a device message; @stats adds the counters. */
 static int put_dev(struct sk_buff *msg, struct snapblk_dev *dev, bool stats)
 {
 	struct nlattr *nest;
+	int i;
 
 	if (nla_put_string(msg, SNAPBLK_ATTR_NAME, dev->name) ||
 	    nla_put_u32(msg, SNAPBLK_ATTR_INDEX, dev->index) ||
@@ -97,35 +176,26 @@ static int put_dev(struct sk_buff *msg, struct snapblk_dev *dev, bool stats)
 	    nla_put(msg, SNAPBLK_ATTR_IMAGE_ID, SNAPBLK_IMAGE_ID_LEN,
 		    dev->image_id) ||
 	    nla_put_u32(msg, SNAPBLK_ATTR_FETCH_TIMEOUT_MS,
-			READ_ONCE(dev->fetch_timeout_ms)))
+			READ_ONCE(dev->fetch_timeout_ms)) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_READAHEAD_CHUNKS,
+			READ_ONCE(dev->readahead_chunks)) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_MAX_INFLIGHT,
+			READ_ONCE(dev->max_inflight)) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_PREFETCH_STATE,
+			snapblk_bg_state(dev, NULL, NULL)))
 		return -EMSGSIZE;
 	if (!stats)
 		return 0;
 	nest = nla_nest_start(msg, SNAPBLK_ATTR_STATS);
-	if (!nest ||
-	    nla_put_u64_64bit(msg, SNAPBLK_STAT_CHUNKS, dev->nr_chunks,
-			      SNAPBLK_STAT_PAD) ||
-	    nla_put_u64_64bit(msg, SNAPBLK_STAT_ZERO_CHUNKS, dev->nr_zero,
-			      SNAPBLK_STAT_PAD) ||
-	    nla_put_u64_64bit(msg, SNAPBLK_STAT_RESIDENT,
-			      atomic64_read(&dev->resident), SNAPBLK_STAT_PAD) ||
-	    nla_put_u64_64bit(msg, SNAPBLK_STAT_CACHE_HITS,
-			      atomic64_read(&dev->hits), SNAPBLK_STAT_PAD) ||
-	    nla_put_u64_64bit(msg, SNAPBLK_STAT_CACHE_MISSES,
-			      atomic64_read(&dev->misses), SNAPBLK_STAT_PAD) ||
-	    nla_put_u64_64bit(msg, SNAPBLK_STAT_BYTES_FETCHED,
-			      atomic64_read(&dev->bytes_fetched),
-			      SNAPBLK_STAT_PAD) ||
-	    nla_put_u64_64bit(msg, SNAPBLK_STAT_FETCH_ERRORS,
-			      atomic64_read(&dev->fetch_errors),
-			      SNAPBLK_STAT_PAD) ||
-	    nla_put_u64_64bit(msg, SNAPBLK_STAT_INFLIGHT,
-			      atomic_read(&dev->inflight), SNAPBLK_STAT_PAD) ||
-	    nla_put_u64_64bit(msg, SNAPBLK_STAT_REFETCHES,
-			      atomic64_read(&dev->refetches), SNAPBLK_STAT_PAD))
+	if (!nest)
 		return -EMSGSIZE;
+	for (i = SNAPBLK_STAT_UNSPEC + 1; i <= SNAPBLK_STAT_MAX; i++)
+		if (i != SNAPBLK_STAT_PAD &&
+		    nla_put_u64_64bit(msg, i, dev_stat(dev, i),
+				      SNAPBLK_STAT_PAD))
+			return -EMSGSIZE;
 	nla_nest_end(msg, nest);
-	return 0;
+	return put_histograms(msg, &dev->cl.stats);
 }
 
 /* Reply to @info with the device message of @dev. */
@@ -248,6 +318,7 @@ static int snapblk_genl_create(struct sk_buff *skb, struct genl_info *info)
 {
 	struct snapblk_dev_params p = {
 		.fetch_timeout_ms = SNAPBLK_FETCH_TIMEOUT_MS_DEFAULT,
+		.max_inflight = SNAPBLK_MAX_INFLIGHT_DEFAULT,
 	};
 	struct nlattr **a = info->attrs;
 	struct snapblk_dev *dev;
@@ -266,6 +337,10 @@ static int snapblk_genl_create(struct sk_buff *skb, struct genl_info *info)
 	p.image_id = nla_data(a[SNAPBLK_ATTR_IMAGE_ID]);
 	if (a[SNAPBLK_ATTR_FETCH_TIMEOUT_MS])
 		p.fetch_timeout_ms = nla_get_u32(a[SNAPBLK_ATTR_FETCH_TIMEOUT_MS]);
+	if (a[SNAPBLK_ATTR_READAHEAD_CHUNKS])
+		p.readahead_chunks = nla_get_u32(a[SNAPBLK_ATTR_READAHEAD_CHUNKS]);
+	if (a[SNAPBLK_ATTR_MAX_INFLIGHT])
+		p.max_inflight = nla_get_u32(a[SNAPBLK_ATTR_MAX_INFLIGHT]);
 	if (!valid_name(p.name)) {
 		NL_SET_ERR_MSG_ATTR(info->extack, a[SNAPBLK_ATTR_NAME],
 				    "device name must be letters, digits and _.:@+- not starting with . or -");
@@ -366,6 +441,225 @@ static int snapblk_genl_status_dump(struct sk_buff *skb,
 	}
 	mutex_unlock(&snapblk_devs_mutex);
 	return skb->len;
+}
+
+/*
+ * Read @count chunk indexes of a prefetch list from the caller's file
+ * descriptor (like the chunk table: a regular file or memfd, read in the
+ * caller's context, charged to its memory cgroup), each < @nr_chunks.
+ */
+static u32 *read_prefetch_list(struct genl_info *info, u32 count,
+			       u64 nr_chunks)
+{
+	size_t len = (size_t)count * sizeof(u32);
+	loff_t pos = 0;
+	struct file *f;
+	ssize_t n;
+	u32 *list, i;
+
+	f = fget(nla_get_u32(info->attrs[SNAPBLK_ATTR_PREFETCH_FD]));
+	if (!f) {
+		GENL_SET_ERR_MSG(info, "prefetch file descriptor is not open");
+		return ERR_PTR(-EBADF);
+	}
+	if (!(f->f_mode & FMODE_READ) ||
+	    !S_ISREG(file_inode(f)->i_mode)) {
+		fput(f);
+		GENL_SET_ERR_MSG(info, "prefetch list must be a readable regular file or memfd");
+		return ERR_PTR(-EINVAL);
+	}
+	list = kvmalloc(len, GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL |
+			__GFP_NOWARN);
+	if (!list) {
+		fput(f);
+		GENL_SET_ERR_MSG(info, "no memory for the prefetch list");
+		return ERR_PTR(-ENOMEM);
+	}
+	n = kernel_read(f, list, len, &pos);
+	fput(f);
+	if (n != len) {
+		kvfree(list);
+		GENL_SET_ERR_MSG(info, "prefetch list is shorter than its count");
+		return ERR_PTR(n < 0 ? n : -EINVAL);
+	}
+	for (i = 0; i < count; i++) {
+		if (list[i] >= nr_chunks) {
+			kvfree(list);
+			GENL_SET_ERR_MSG(info, "prefetch list names a chunk past the image");
+			return ERR_PTR(-EINVAL);
+		}
+	}
+	return list;
+}
+
+static int snapblk_genl_prefetch(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **a = info->attrs;
+	struct snapblk_dev *dev;
+	u32 *list = NULL, count = 0, i;
+	u8 image_id[SNAPBLK_IMAGE_ID_LEN];
+	u64 nr_chunks;
+	int how, ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_NAME))
+		return -EINVAL;
+	how = !!a[SNAPBLK_ATTR_PREFETCH_FD] + !!a[SNAPBLK_ATTR_HYDRATE] +
+	      !!a[SNAPBLK_ATTR_PREFETCH_STOP];
+	if (how != 1) {
+		GENL_SET_ERR_MSG(info, "give one of a prefetch list, HYDRATE or PREFETCH_STOP");
+		return -EINVAL;
+	}
+	if (!a[SNAPBLK_ATTR_PREFETCH_STOP] &&
+	    GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_IMAGE_ID))
+		return -EINVAL;
+	if (a[SNAPBLK_ATTR_PREFETCH_FD] &&
+	    GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_PREFETCH_COUNT))
+		return -EINVAL;
+
+	mutex_lock(&snapblk_devs_mutex);
+	dev = snapblk_dev_find(nla_data(a[SNAPBLK_ATTR_NAME]));
+	if (dev) {
+		snapblk_dev_get(dev);
+		memcpy(image_id, dev->image_id, sizeof(image_id));
+		nr_chunks = dev->nr_chunks;
+	}
+	mutex_unlock(&snapblk_devs_mutex);
+	if (!dev) {
+		GENL_SET_ERR_MSG(info, "no such device");
+		return -ENOENT;
+	}
+	ret = -EINVAL;
+	if (a[SNAPBLK_ATTR_PREFETCH_STOP]) {
+		snapblk_bg_stop(dev);
+		goto reply;
+	}
+	if (memcmp(nla_data(a[SNAPBLK_ATTR_IMAGE_ID]), image_id,
+		   SNAPBLK_IMAGE_ID_LEN)) {
+		GENL_SET_ERR_MSG(info, "prefetch list is for another image");
+		goto out;
+	}
+	if (a[SNAPBLK_ATTR_PREFETCH_FD]) {
+		count = nla_get_u32(a[SNAPBLK_ATTR_PREFETCH_COUNT]);
+		list = read_prefetch_list(info, count, nr_chunks);
+		if (IS_ERR(list)) {
+			ret = PTR_ERR(list);
+			goto out;
+		}
+	} else {
+		ret = -EFBIG;
+		if (nr_chunks > U32_MAX) {
+			GENL_SET_ERR_MSG(info, "image too large to hydrate");
+			goto out;
+		}
+		count = nr_chunks;
+		list = kvmalloc_array(count, sizeof(u32), GFP_KERNEL_ACCOUNT |
+				      __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+		ret = -ENOMEM;
+		if (!list)
+			goto out;
+		for (i = 0; i < count; i++)
+			list[i] = i;
+	}
+	snapblk_bg_prefetch(dev, list, count);
+reply:
+	ret = reply_dev(info, dev, SNAPBLK_CMD_PREFETCH);
+out:
+	snapblk_dev_put(dev);
+	return ret;
+}
+
+static int snapblk_genl_trace_get(struct sk_buff *skb, struct genl_info *info)
+{
+	struct snapblk_dev *dev;
+	struct sk_buff *msg;
+	u32 off = 0, total, n, i;
+	struct nlattr *nla;
+	void *hdr;
+	u32 *out;
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, SNAPBLK_ATTR_NAME))
+		return -EINVAL;
+	if (info->attrs[SNAPBLK_ATTR_TRACE_OFFSET])
+		off = nla_get_u32(info->attrs[SNAPBLK_ATTR_TRACE_OFFSET]);
+	msg = genlmsg_new(SNAPBLK_TRACE_BATCH * sizeof(u32) + NLMSG_DEFAULT_SIZE,
+			  GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &snapblk_genl_family, 0,
+				SNAPBLK_CMD_TRACE_GET);
+	ret = -EMSGSIZE;
+	if (!hdr)
+		goto err_free;
+
+	mutex_lock(&snapblk_devs_mutex);
+	dev = snapblk_dev_find(nla_data(info->attrs[SNAPBLK_ATTR_NAME]));
+	if (!dev) {
+		mutex_unlock(&snapblk_devs_mutex);
+		GENL_SET_ERR_MSG(info, "no such device");
+		ret = -ENOENT;
+		goto err_free;
+	}
+	total = min_t(u32, atomic_read(&dev->trace_len), dev->trace_cap);
+	n = off < total ? min(total - off, SNAPBLK_TRACE_BATCH) : 0;
+	if (nla_put(msg, SNAPBLK_ATTR_IMAGE_ID, SNAPBLK_IMAGE_ID_LEN,
+		    dev->image_id) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_CHUNK_SIZE, dev->chunk_size) ||
+	    nla_put_u32(msg, SNAPBLK_ATTR_TRACE_TOTAL, total))
+		goto err_unlock;
+	if (n) {
+		nla = nla_reserve(msg, SNAPBLK_ATTR_TRACE, n * sizeof(u32));
+		if (!nla)
+			goto err_unlock;
+		out = nla_data(nla);
+		/* A slot being written this moment reads U32_MAX. */
+		for (i = 0; i < n; i++)
+			out[i] = READ_ONCE(dev->trace[off + i]);
+	}
+	mutex_unlock(&snapblk_devs_mutex);
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+
+err_unlock:
+	mutex_unlock(&snapblk_devs_mutex);
+err_free:
+	nlmsg_free(msg);
+	return ret;
+}
+
+static int snapblk_genl_cache_status(struct sk_buff *skb,
+				     struct genl_info *info)
+{
+	u64 st[SNAPBLK_CACHE_STAT_MAX + 1] = { 0 };
+	struct sk_buff *msg;
+	struct nlattr *nest;
+	void *hdr;
+	int i;
+
+	snapblk_cache_stats(st);
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(msg, info, &snapblk_genl_family, 0,
+				SNAPBLK_CMD_CACHE_STATUS);
+	if (!hdr)
+		goto err_free;
+	nest = nla_nest_start(msg, SNAPBLK_ATTR_CACHE_STATS);
+	if (!nest)
+		goto err_free;
+	for (i = SNAPBLK_CACHE_STAT_UNSPEC + 1; i <= SNAPBLK_CACHE_STAT_MAX; i++)
+		if (i != SNAPBLK_CACHE_STAT_PAD &&
+		    nla_put_u64_64bit(msg, i, st[i], SNAPBLK_CACHE_STAT_PAD))
+			goto err_free;
+	nla_nest_end(msg, nest);
+	if (put_histograms(msg, &snapblk_global_stats))
+		goto err_free;
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+
+err_free:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
 }
 
 /*
@@ -484,38 +778,42 @@ static const struct genl_small_ops snapblk_genl_ops[] = {
 		.cmd = SNAPBLK_CMD_CLONE_STATUS,
 		.doit = snapblk_genl_clone_status,
 	},
+	{
+		.cmd = SNAPBLK_CMD_PREFETCH,
+		.doit = snapblk_genl_prefetch,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		/* Which chunks a tenant read, in order: not for everyone. */
+		.cmd = SNAPBLK_CMD_TRACE_GET,
+		.doit = snapblk_genl_trace_get,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = SNAPBLK_CMD_CACHE_STATUS,
+		.doit = snapblk_genl_cache_status,
+	},
 };
 
 /*
- * Events are sent only while the family is registered: genl_live is set
- * after registration and cleared before unregistration, under the write
- * side of genl_live_sem, whose read side each sender holds.  Senders run
- * in process context (they allocate with GFP_KERNEL).
+ * The event sink (events.h): registered once the family is, unregistered
+ * before it goes, so every event below is sent while it is registered.
+ * Senders run in process context (they allocate with GFP_KERNEL).
  */
-static DECLARE_RWSEM(genl_live_sem);
-static bool genl_live;
-
 static void multicast(struct sk_buff *msg)
 {
-	down_read(&genl_live_sem);
-	if (genl_live)
-		genlmsg_multicast(&snapblk_genl_family, msg, 0, 0, GFP_KERNEL);
-	else
-		nlmsg_free(msg);
-	up_read(&genl_live_sem);
+	genlmsg_multicast(&snapblk_genl_family, msg, 0, 0, GFP_KERNEL);
 }
 
 /*
  * Start an event message of @dev (a device message without stats), or
- * NULL: no listener can get it (the family is going), or no memory.
+ * NULL without memory.
  */
 static struct sk_buff *dev_event_start(u8 cmd, struct snapblk_dev *dev,
 				       void **hdr)
 {
 	struct sk_buff *msg;
 
-	if (!READ_ONCE(genl_live))
-		return NULL;
 	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
 	if (!msg)
 		return NULL;
@@ -528,7 +826,7 @@ static struct sk_buff *dev_event_start(u8 cmd, struct snapblk_dev *dev,
 }
 
 /* Multicast DEVICE_ADDED or DEVICE_REMOVED of @dev to "events". */
-void snapblk_genl_dev_event(u8 cmd, struct snapblk_dev *dev)
+static void genl_dev_event(u8 cmd, struct snapblk_dev *dev)
 {
 	struct sk_buff *msg;
 	void *hdr;
@@ -544,11 +842,12 @@ void snapblk_genl_dev_event(u8 cmd, struct snapblk_dev *dev)
  * Multicast CHUNK_ERROR: chunk @chunk of @dev, content address @addr,
  * failed with positive errno @err; @refetch when the kernel queued the
  * fetch once more (the reads still wait) rather than failing the reads.
- * The caller holds @dev alive (a reference, or a request of it).
+ * The caller holds @cl's device alive (a reference, or a request of it).
  */
-void snapblk_genl_chunk_error(struct snapblk_dev *dev, u64 chunk,
-			      const u8 *addr, int err, bool refetch)
+static void genl_chunk_error(struct snapblk_client *cl, u64 chunk,
+			     const u8 *addr, int err, bool refetch)
 {
+	struct snapblk_dev *dev = snapblk_client_dev(cl);
 	struct sk_buff *msg;
 	void *hdr;
 
@@ -568,13 +867,11 @@ void snapblk_genl_chunk_error(struct snapblk_dev *dev, u64 chunk,
 }
 
 /* Multicast a clone: sent after the RNG was reseeded for it. */
-void snapblk_genl_clone_event(u64 generation, u32 source, u32 reseed)
+static void genl_clone_event(u64 generation, u32 source, u32 reseed)
 {
 	struct sk_buff *msg;
 	void *hdr;
 
-	if (!READ_ONCE(genl_live))
-		return;
 	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
 	if (!msg)
 		return;
@@ -591,6 +888,12 @@ void snapblk_genl_clone_event(u64 generation, u32 source, u32 reseed)
 	genlmsg_end(msg, hdr);
 	multicast(msg);
 }
+
+static const struct snapblk_event_ops genl_event_ops = {
+	.dev_event = genl_dev_event,
+	.chunk_error = genl_chunk_error,
+	.clone = genl_clone_event,
+};
 
 static const struct genl_multicast_group snapblk_genl_mcgrps[] = {
 	{ .name = SNAPBLK_GENL_MCGRP_EVENTS },
@@ -629,17 +932,13 @@ int __init snapblk_genl_init(void)
 		       SNAPBLK_GENL_NAME, ret);
 		return ret;
 	}
-	down_write(&genl_live_sem);
-	genl_live = true;
-	up_write(&genl_live_sem);
+	snapblk_events_register(&genl_event_ops);
 	return 0;
 }
 
 void snapblk_genl_exit(void)
 {
-	down_write(&genl_live_sem);
-	genl_live = false;
-	up_write(&genl_live_sem);
+	snapblk_events_unregister();
 	genl_unregister_family(&snapblk_genl_family);
 }
 

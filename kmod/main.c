@@ -7,6 +7,8 @@
  * init/exit pair; this file only orders them and unwinds on failure.
  */
 #include "snapblk.h"
+#include "dev.h"
+#include "fetch.h"
 
 #include <linux/module.h>
 

@@ -25,6 +25,7 @@
 #include "kselftest_harness.h"
 #include "lib.h"
 #include "genl.h"
+#define SB_FETCHLIB_CLEAN_UP
 #include "fetchlib.h"
 
 #define CHUNK		(64U << 10)
@@ -203,33 +204,8 @@ FIXTURE(refetch) {
 static void clean_up(void)
 {
 	static const char *const names[] = { "rf0", "rf1" };
-	struct snapblk_fetch_req r;
-	struct sb_dev d;
-	struct sb_nl nl;
-	int i, k, fd;
 
-	if (!sb_module_loaded("snapblk") || sb_nl_open(&nl))
-		return;
-	if (!sb_nl_status(&nl, names[0], &d) ||
-	    !sb_nl_status(&nl, names[1], &d)) {
-		fd = open("/dev/snapblk-fetch",
-			  O_RDWR | O_NONBLOCK | O_CLOEXEC);
-		for (i = 0; fd >= 0 && i < 10; i++) {
-			while (read(fd, &r, sizeof(r)) > 0)
-				sb_fetch_answer(fd, r.id, EIO, NULL, 0);
-			usleep(50000);
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	for (k = 0; k < 2; k++)
-		for (i = 0; i < 50; i++) {
-			if (sb_nl_remove(&nl, names[k]) != -EBUSY)
-				break;
-			usleep(100000);
-		}
-	sb_nl_close(&nl);
-	sb_unload("snapblk");
+	sb_clean_up(names, 2);
 }
 
 FIXTURE_SETUP(refetch)
@@ -302,17 +278,6 @@ static uint64_t stat_of(FIXTURE_DATA(refetch) *self, const char *name,
 	if (sb_nl_status(&self->nl, name, &d))
 		return UINT64_MAX;
 	return d.stats[stat];
-}
-
-static long sysfs_of(uint32_t index, const char *attr)
-{
-	char path[128], buf[32];
-
-	snprintf(path, sizeof(path), "/sys/block/snapblk%u/snapblk/%s", index,
-		 attr);
-	if (sb_read_file(path, buf, sizeof(buf)))
-		return -1;
-	return strtol(buf, NULL, 10);
 }
 
 /*
@@ -393,9 +358,9 @@ TEST_F_TIMEOUT(refetch, request_records_carry_the_deadline, 60)
 	for (i = 0; i < 3; i++)
 		ASSERT_EQ(0, start_read(&o[i], self->dev.index,
 					i == 0 ? 0 : i + 1));
-	for (i = 0; i < 100 && sysfs_of(self->dev.index, "inflight") < 3; i++)
+	for (i = 0; i < 100 && sb_dev_attr(self->dev.index, "inflight") < 3; i++)
 		usleep(20000);
-	ASSERT_EQ(3, sysfs_of(self->dev.index, "inflight"));
+	ASSERT_EQ(3, sb_dev_attr(self->dev.index, "inflight"));
 	/* An old daemon's 64-byte buffer holds no record. */
 	EXPECT_EQ(-1, read(self->fd, raw, 64));
 	EXPECT_EQ(EINVAL, errno);
@@ -451,7 +416,7 @@ TEST_F_TIMEOUT(refetch, bad_answer_is_fetched_once_more, 60)
 	EXPECT_EQ(-1, answer_right(self->fd, &r1, &self->img));
 	EXPECT_EQ(ENOENT, errno);
 	EXPECT_EQ(1, stat_of(self, "rf0", SNAPBLK_STAT_REFETCHES));
-	EXPECT_EQ(1, sysfs_of(self->dev.index, "refetches"));
+	EXPECT_EQ(1, sb_dev_attr(self->dev.index, "refetches"));
 
 	/* A daemon that closes leaves it, still a re-fetch, to the next. */
 	close(self->fd);
@@ -586,9 +551,9 @@ TEST_F_TIMEOUT(refetch, shared_chunk_is_refetched_once_for_both, 60)
 	ASSERT_EQ(0, start_read(&a, self->dev.index, 0));
 	ASSERT_EQ(0, sb_next_request(self->fd, &r1, 5000));
 	ASSERT_EQ(0, start_read(&b, d1.index, 3));
-	for (i = 0; i < 100 && sysfs_of(d1.index, "inflight") < 1; i++)
+	for (i = 0; i < 100 && sb_dev_attr(d1.index, "inflight") < 1; i++)
 		usleep(20000);
-	ASSERT_EQ(1, sysfs_of(d1.index, "inflight"));
+	ASSERT_EQ(1, sb_dev_attr(d1.index, "inflight"));
 	EXPECT_EQ(RESP + CHUNK, answer_flipped(self->fd, &r1, &self->img));
 
 	for (i = 0; i < 2; i++) {

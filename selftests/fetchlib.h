@@ -406,4 +406,65 @@ static inline int sb_fetcher_stop(struct sb_fetcher *f)
 	return f->err;
 }
 
+/*
+ * Undo what a test that stopped half-way left (it cannot clean up after a
+ * failed ASSERT): its devices @names may still have reads waiting, so the
+ * fetch device is opened (which gives back what the test held) and every
+ * request answered with an error; then the devices are removed and the
+ * module unloaded.  Needs genl.h and lib.h included before this file.
+ */
+/* A number in /sys/block/snapblk@index/snapblk/@attr, or -1. */
+static inline long sb_dev_attr(uint32_t index, const char *attr)
+{
+	char path[128], buf[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/block/snapblk%u/snapblk/%s", index,
+		 attr);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return strtol(buf, NULL, 10);
+}
+
+#ifdef SB_FETCHLIB_CLEAN_UP
+static inline void sb_clean_up(const char *const *names, int n)
+{
+	struct snapblk_fetch_req r;
+	struct sb_dev d;
+	struct sb_nl nl;
+	int i, k, fd, any = 0;
+
+	if (!sb_module_loaded("snapblk") || sb_nl_open(&nl))
+		return;
+	for (k = 0; k < n; k++)
+		any |= !sb_nl_status(&nl, names[k], &d);
+	if (any) {
+		fd = open("/dev/snapblk-fetch",
+			  O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		for (i = 0; fd >= 0 && i < 10; i++) {
+			while (read(fd, &r, sizeof(r)) > 0)
+				sb_fetch_answer(fd, r.id, EIO, NULL, 0);
+			usleep(50000);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	for (k = 0; k < n; k++)
+		for (i = 0; i < 50; i++) {
+			if (sb_nl_remove(&nl, names[k]) != -EBUSY)
+				break;
+			usleep(100000);
+		}
+	sb_nl_close(&nl);
+	sb_unload("snapblk");
+}
+#endif
+
 #endif

@@ -246,15 +246,12 @@ enum snapblk_stat {
 	SNAPBLK_STAT_PREFETCH_FETCHES,	/* background: prefetch, hydration */
 	SNAPBLK_STAT_PREFETCH_USED,	/* background chunks read since */
 	SNAPBLK_STAT_PREFETCH_WASTED,	/* background chunks evicted unread */
-	SNAPBLK_STAT_PREFETCH_JOINED,	/* misses that joined a background
-					 * fetch (promoted to demand) */
+	SNAPBLK_STAT_PREFETCH_JOINED,	/* misses joining a background fetch */
 	SNAPBLK_STAT_PREFETCH_QUEUED,	/* chunks in the prefetch list */
-	SNAPBLK_STAT_PREFETCH_DONE,	/* of which handled (fetched, or
-					 * resident or ZERO already) */
+	SNAPBLK_STAT_PREFETCH_DONE,	/* of which handled */
 	SNAPBLK_STAT_RETRIES,		/* store retries the daemon reported */
 	SNAPBLK_STAT_FETCH_LATENCY_US,	/* sum of fetch latencies, in us */
-	SNAPBLK_STAT_FETCHES_DONE,	/* fetches completed (the count of
-					 * the latency histogram) */
+	SNAPBLK_STAT_FETCHES_DONE,	/* fetches completed: histogram count */
 	SNAPBLK_STAT_TRACE_CHUNKS,	/* chunks in the first-touch trace */
 
 	__SNAPBLK_STAT_MAX,
