@@ -279,7 +279,6 @@ int sb_cli_hydrate(int argc, char **argv)
 	open_device(&nl, name, what, &dev);
 	start_or_die(&nl, &dev, SB_PREFETCH_HYDRATE, NULL, what);
 	snprintf(done, sizeof(done), "hydrating %s: %" PRIu64 " chunks",
-		 name, dev.stats[SNAPBLK_STAT_CHUNKS] -
-		 dev.stats[SNAPBLK_STAT_ZERO_CHUNKS]);
+		 name, dev.stats[SNAPBLK_STAT_CHUNKS]);
 	return started(&nl, name, &dev, done);
 }

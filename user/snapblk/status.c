@@ -102,7 +102,7 @@ static void print_tiers(const struct sb_fetch_hist *h, bool has_hits,
 	if (json)
 		printf(",\"tiers\":{");
 	else
-		printf("%-18s ", "tiers:");
+		printf("%-19s ", "tiers:");
 	if (has_hits) {
 		printf(fmt, sep, "memory", hits);
 		sep = next;
@@ -211,7 +211,7 @@ static void print_latency_text(const struct sb_fetch_hist *h,
 	bool open;
 	size_t q;
 
-	printf("%-18s ", "fetch latency:");
+	printf("%-19s ", "fetch latency:");
 	if (!n) {
 		printf("no fetch yet\n");
 		return;
@@ -258,27 +258,27 @@ static void print_dev_text(const struct sb_dev *d)
 	uint64_t stored;
 	int i;
 
-	printf("%-18s %s\n", "name:", d->name);
-	printf("%-18s /dev/snapblk%" PRIu32 "\n", "device:", d->index);
-	printf("%-18s %" PRIu64 " (%s)\n", "image size:", d->image_size,
+	printf("%-19s %s\n", "name:", d->name);
+	printf("%-19s /dev/snapblk%" PRIu32 "\n", "device:", d->index);
+	printf("%-19s %" PRIu64 " (%s)\n", "image size:", d->image_size,
 	       sb_fmt_size(d->image_size, SB_SIZE_SHORT, size, sizeof(size)));
-	printf("%-18s %" PRIu32 " (%s)\n", "chunk size:", d->chunk_size,
+	printf("%-19s %" PRIu32 " (%s)\n", "chunk size:", d->chunk_size,
 	       sb_fmt_size(d->chunk_size, SB_SIZE_SHORT, size, sizeof(size)));
 	sb_hex(d->image_id, SNAPBLK_IMAGE_ID_LEN, hex);
-	printf("%-18s %s\n", "image id:", hex);
-	printf("%-18s %" PRIu32 " ms\n", "fetch timeout:", d->fetch_timeout_ms);
+	printf("%-19s %s\n", "image id:", hex);
+	printf("%-19s %" PRIu32 " ms\n", "fetch timeout:", d->fetch_timeout_ms);
 	if (d->has_readahead) {
 		if (d->readahead_chunks)
-			printf("%-18s %" PRIu32 " chunks\n", "readahead:",
+			printf("%-19s %" PRIu32 " chunks\n", "readahead:",
 			       d->readahead_chunks);
 		else
-			printf("%-18s off\n", "readahead:");
+			printf("%-19s off\n", "readahead:");
 	}
 	if (d->has_max_inflight)
-		printf("%-18s %" PRIu32 " fetches\n", "max in flight:",
+		printf("%-19s %" PRIu32 " fetches\n", "max in flight:",
 		       d->max_inflight);
 	if (d->has_prefetch_state) {
-		printf("%-18s %s", "prefetch:",
+		printf("%-19s %s", "prefetch:",
 		       sb_prefetch_state_name(d->prefetch_state));
 		if (d->prefetch_state != SNAPBLK_PREFETCH_NONE &&
 		    has_stat(d, SNAPBLK_STAT_PREFETCH_QUEUED))
@@ -292,7 +292,7 @@ static void print_dev_text(const struct sb_dev *d)
 		/* ZERO chunks are never fetched nor held. */
 		stored = d->stats[SNAPBLK_STAT_CHUNKS] -
 			 d->stats[SNAPBLK_STAT_ZERO_CHUNKS];
-		printf("%-18s %" PRIu64 "/%" PRIu64 " chunks%s\n", "resident:",
+		printf("%-19s %" PRIu64 "/%" PRIu64 " chunks%s\n", "resident:",
 		       d->stats[SNAPBLK_STAT_RESIDENT], stored,
 		       fully_resident(d) ?
 		       " (all: the store is no longer needed)" : "");
@@ -309,7 +309,7 @@ static void print_dev_text(const struct sb_dev *d)
 		if (!has_stat(d, i) || !stat_labels[i])
 			continue;
 		snprintf(label, sizeof(label), "%s:", stat_labels[i]);
-		printf("%-18s %" PRIu64 "\n", label, d->stats[i]);
+		printf("%-19s %" PRIu64 "\n", label, d->stats[i]);
 	}
 }
 
@@ -319,24 +319,20 @@ static void print_cache_text(const struct sb_cache_status *c)
 	int i;
 
 	printf("shared cache:\n");
-	printf("%-18s %s of %s (%s protected)\n", "  held:",
+	printf("%-19s %s of %s (%s protected)\n", "held:",
 	       sb_fmt_size(c->stats[SNAPBLK_CACHE_STAT_BYTES], SB_SIZE_IEC,
 			   a, sizeof(a)),
 	       sb_fmt_size(c->stats[SNAPBLK_CACHE_STAT_LIMIT_BYTES],
 			   SB_SIZE_IEC, b, sizeof(b)),
 	       sb_fmt_size(c->stats[SNAPBLK_CACHE_STAT_PROTECTED_BYTES],
 			   SB_SIZE_IEC, p, sizeof(p)));
-	if (c->hist.has_latency) {
-		printf("  ");
+	if (c->hist.has_latency)
 		print_latency_text(&c->hist, c->stats
 				   [SNAPBLK_CACHE_STAT_FETCH_LATENCY_US]);
-	}
-	if (c->hist.has_tiers) {
-		printf("  ");
+	if (c->hist.has_tiers)
 		print_tiers(&c->hist, c->stat_present &
 			    (1ULL << SNAPBLK_CACHE_STAT_HITS),
 			    c->stats[SNAPBLK_CACHE_STAT_HITS], false);
-	}
 	for (i = 1; i <= SNAPBLK_CACHE_STAT_MAX; i++) {
 		const char *name = sb_cache_stat_name(i);
 		char label[32], *p;
@@ -349,11 +345,11 @@ static void print_cache_text(const struct sb_cache_status *c)
 		    i == SNAPBLK_CACHE_STAT_FETCH_LATENCY_US ||
 		    i == SNAPBLK_CACHE_STAT_FETCHES_DONE)
 			continue;
-		snprintf(label, sizeof(label), "  %s:", name);
+		snprintf(label, sizeof(label), "%s:", name);
 		for (p = label; *p; p++)
 			if (*p == '_')
 				*p = ' ';
-		printf("%-18s %" PRIu64 "\n", label, c->stats[i]);
+		printf("%-19s %" PRIu64 "\n", label, c->stats[i]);
 	}
 }
 
