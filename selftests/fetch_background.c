@@ -12,6 +12,10 @@
  *   it a demand request (no BACKGROUND flag, prefetch_joined 1);
  * - a background chunk read later counts prefetch_used, one dropped
  *   unread prefetch_wasted; drop_cache empties the cache;
+ * - a prefetch list is fetched in its order, at background priority,
+ *   skipping chunks already resident, and its state goes running then
+ *   done; a list for another image or naming a chunk past the image is
+ *   refused; hydration asks for every chunk; a prefetch can be stopped;
  * - answers: the 24-byte header's tier and retries are counted, the
  *   16-byte header of API 3 is still taken, the fetch latency lands in
  *   fetch_latency_us and fetches_done.
@@ -319,6 +323,104 @@ TEST_F(bg, answers_carry_tier_retries_and_latency)
 	ASSERT_EQ(0, sb_nl_status(&self->nl, NAME, &d));
 	EXPECT_EQ(3, d.stats[SNAPBLK_STAT_FETCHES_DONE]);
 	EXPECT_EQ(3 * CHUNK, d.stats[SNAPBLK_STAT_BYTES_FETCHED]);
+}
+
+/* SNAPBLK_CMD_PREFETCH of @n chunk indexes, for image @id. */
+static int prefetch(FIXTURE_DATA(bg) *self, const uint32_t *list, uint32_t n,
+		    const uint8_t *id)
+{
+	struct sb_prefetch p = {
+		.name = NAME,
+		.image_id = id,
+		.mode = SB_PREFETCH_LIST,
+		.count = n,
+	};
+	struct sb_dev d;
+	int ret;
+
+	p.fd = memfd_create("bg-list", MFD_CLOEXEC);
+	if (p.fd < 0)
+		return -errno;
+	if (write(p.fd, list, n * sizeof(*list)) != (ssize_t)(n * sizeof(*list)))
+		ret = -EIO;
+	else
+		ret = sb_nl_prefetch(&self->nl, &p, &d);
+	close(p.fd);
+	return ret;
+}
+
+static const char *prefetch_state(FIXTURE_DATA(bg) *self, char *buf)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/block/snapblk%u/snapblk/prefetch",
+		 self->dev.index);
+	if (sb_read_file(path, buf, 32))
+		return "?";
+	buf[strcspn(buf, "\n")] = 0;
+	return buf;
+}
+
+TEST_F(bg, prefetch_list_is_fetched_in_its_order_and_checked)
+{
+	static const uint32_t list[] = { 7, 3, 9, 1, 3, 20 };
+	static const uint32_t past[] = { 2, NCHUNKS };
+	uint8_t other[SNAPBLK_IMAGE_ID_LEN] = { 0x45 };
+	struct snapblk_fetch_req r;
+	struct sb_prefetch stop = {
+		.name = NAME, .mode = SB_PREFETCH_STOP,
+		.image_id = self->dev.image_id,
+	};
+	struct sb_dev d;
+	char st[32];
+	int i;
+
+	EXPECT_STREQ("none", prefetch_state(self, st));
+	EXPECT_EQ(-EINVAL, prefetch(self, list, 6, other));
+	EXPECT_EQ(-EINVAL, prefetch(self, past, 2, self->dev.image_id));
+	EXPECT_STREQ("none", prefetch_state(self, st));
+	/* Chunk 9 is resident already: skipped. */
+	ASSERT_EQ(0, read_answered(_metadata, self, 9));
+	ASSERT_EQ(0, write_attr(self->dev.index, "max_inflight", "1"));
+	ASSERT_EQ(0, prefetch(self, list, 6, self->dev.image_id));
+	EXPECT_STREQ("running", prefetch_state(self, st));
+	EXPECT_EQ(6, sb_dev_attr(self->dev.index, "prefetch_queued"));
+	/* One at a time (max_inflight 1), in the list's order. */
+	for (i = 0; i < 4; i++) {
+		static const uint32_t want[] = { 7, 3, 1, 20 };
+
+		ASSERT_EQ(0, sb_next_request(self->fd, &r, 5000));
+		EXPECT_EQ(want[i], r.chunk);
+		EXPECT_TRUE(r.flags & SNAPBLK_FETCH_F_BACKGROUND);
+		EXPECT_EQ(-ETIMEDOUT, sb_next_request(self->fd, &r, 100) ?:
+			  -EEXIST);
+		ASSERT_EQ(sizeof(struct snapblk_fetch_resp) + CHUNK,
+			  answer(self, &r, sizeof(struct snapblk_fetch_resp),
+				 SNAPBLK_TIER_DISK, 0));
+	}
+	for (i = 0; i < 50 && strcmp(prefetch_state(self, st), "done"); i++)
+		usleep(20000);
+	EXPECT_STREQ("done", prefetch_state(self, st));
+	EXPECT_EQ(6, sb_dev_attr(self->dev.index, "prefetch_done"));
+	EXPECT_EQ(4, sb_dev_attr(self->dev.index, "prefetch_fetches"));
+	EXPECT_EQ(5, sb_dev_attr(self->dev.index, "resident_chunks"));
+	ASSERT_EQ(0, sb_nl_status(&self->nl, NAME, &d));
+	EXPECT_EQ(4, d.hist.tiers[SNAPBLK_TIER_DISK]);
+
+	/* Hydration asks for every other chunk; a stop ends it. */
+	ASSERT_EQ(0, write_attr(self->dev.index, "max_inflight", "2"));
+	{
+		struct sb_prefetch h = {
+			.name = NAME, .image_id = self->dev.image_id,
+			.mode = SB_PREFETCH_HYDRATE,
+		};
+
+		ASSERT_EQ(0, sb_nl_prefetch(&self->nl, &h, &d));
+	}
+	ASSERT_EQ(0, sb_next_request(self->fd, &r, 5000));
+	EXPECT_EQ(0, r.chunk);
+	ASSERT_EQ(0, sb_nl_prefetch(&self->nl, &stop, &d));
+	EXPECT_STREQ("stopped", prefetch_state(self, st));
 }
 
 TEST_HARNESS_MAIN
