@@ -902,40 +902,108 @@ static int verify_address(struct snapblk_fetch *c)
 	return memcmp(digest, c->addr, SNAPBLK_ADDR_LEN) ? -EBADMSG : 0;
 }
 
+/*
+ * ctr(aes) transforms for decrypt_chunk(), allocated at load: one per
+ * possible CPU, each under its mutex (setting a key and decrypting may
+ * sleep).  Allocating one per chunk cost more than decrypting it when
+ * emulated.  A transform is keyed with zeros again after each chunk, so
+ * no chunk key stays in it.
+ */
+struct ctr_slot {
+	struct mutex lock;		/* held while @tfm is keyed and used */
+	struct crypto_skcipher *tfm;
+};
+
+static struct ctr_slot *ctr_slots;
+static unsigned int nr_ctr_slots;
+
+/* A transform, locked: a free one if any, else wait for this CPU's. */
+static struct ctr_slot *ctr_get(void)
+{
+	unsigned int first = raw_smp_processor_id() % nr_ctr_slots, i;
+
+	for (i = 0; i < nr_ctr_slots; i++) {
+		struct ctr_slot *s = &ctr_slots[(first + i) % nr_ctr_slots];
+
+		if (mutex_trylock(&s->lock))
+			return s;
+	}
+	mutex_lock(&ctr_slots[first].lock);
+	return &ctr_slots[first];
+}
+
+static void ctr_put(struct ctr_slot *s)
+{
+	static const u8 zero_key[SNAPBLK_CHUNK_KEY_LEN];
+
+	crypto_skcipher_setkey(s->tfm, zero_key, sizeof(zero_key));
+	mutex_unlock(&s->lock);
+}
+
+static void ctr_free(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr_ctr_slots; i++)
+		crypto_free_skcipher(ctr_slots[i].tfm);
+	kfree(ctr_slots);
+	ctr_slots = NULL;
+	nr_ctr_slots = 0;
+}
+
+static int __init ctr_alloc(void)
+{
+	unsigned int n = num_possible_cpus(), i;
+
+	ctr_slots = kcalloc(n, sizeof(*ctr_slots), GFP_KERNEL);
+	if (!ctr_slots)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		struct crypto_skcipher *tfm;
+
+		tfm = crypto_alloc_skcipher("ctr(aes)", 0, 0);
+		if (IS_ERR(tfm)) {
+			ctr_free();
+			return PTR_ERR(tfm);
+		}
+		mutex_init(&ctr_slots[i].lock);
+		ctr_slots[i].tfm = tfm;
+		nr_ctr_slots = i + 1;
+	}
+	return 0;
+}
+
 /* AES-256-CTR with a zero IV and the chunk's key, in place. */
 static int decrypt_chunk(struct snapblk_fetch *c)
 {
-	struct crypto_skcipher *tfm;
 	struct skcipher_request *req;
+	struct ctr_slot *slot;
 	struct sg_table sgt;
 	DECLARE_CRYPTO_WAIT(wait);
 	u8 iv[16] = { 0 };
 	int ret;
 
-	tfm = crypto_alloc_skcipher("ctr(aes)", 0, 0);
-	if (IS_ERR(tfm))
-		return PTR_ERR(tfm);
-	ret = crypto_skcipher_setkey(tfm, c->key, SNAPBLK_CHUNK_KEY_LEN);
-	if (ret)
-		goto out_tfm;
 	ret = sg_alloc_table_from_pages(&sgt, c->pages, c->nr_pages, 0,
 					c->chunk_size, GFP_KERNEL);
 	if (ret)
-		goto out_tfm;
-	req = skcipher_request_alloc(tfm, GFP_KERNEL);
+		return ret;
+	slot = ctr_get();
+	ret = crypto_skcipher_setkey(slot->tfm, c->key, SNAPBLK_CHUNK_KEY_LEN);
+	if (ret)
+		goto out;
+	req = skcipher_request_alloc(slot->tfm, GFP_KERNEL);
 	if (!req) {
 		ret = -ENOMEM;
-		goto out_sg;
+		goto out;
 	}
 	skcipher_request_set_callback(req, CRYPTO_TFM_REQ_MAY_SLEEP,
 				      crypto_req_done, &wait);
 	skcipher_request_set_crypt(req, sgt.sgl, sgt.sgl, c->chunk_size, iv);
 	ret = crypto_wait_req(crypto_skcipher_decrypt(req), &wait);
 	skcipher_request_free(req);
-out_sg:
+out:
+	ctr_put(slot);
 	sg_free_table(&sgt);
-out_tfm:
-	crypto_free_skcipher(tfm);
 	return ret;
 }
 
@@ -1099,7 +1167,6 @@ static struct crypto_shash *__init fastest_sha256(void)
 
 int __init snapblk_fetch_init(void)
 {
-	struct crypto_skcipher *ctr;
 	int ret;
 
 	sha256_tfm = fastest_sha256();
@@ -1108,24 +1175,20 @@ int __init snapblk_fetch_init(void)
 		       PTR_ERR(sha256_tfm));
 		return PTR_ERR(sha256_tfm);
 	}
-	/*
-	 * Every chunk is decrypted with a ctr(aes) transform of its own;
-	 * make sure the cipher is there now (this loads the ctr module
-	 * where it is one) rather than fail every read later.
-	 */
-	ctr = crypto_alloc_skcipher("ctr(aes)", 0, 0);
-	if (IS_ERR(ctr)) {
-		ret = PTR_ERR(ctr);
+	/* This loads the ctr module where it is one. */
+	ret = ctr_alloc();
+	if (ret) {
 		pr_err("no ctr(aes) in the crypto API (%d): load the ctr module first\n",
 		       ret);
 		goto err_sha;
 	}
-	crypto_free_skcipher(ctr);
 	ret = misc_register(&fetch_misc);
 	if (ret)
-		goto err_sha;
+		goto err_ctr;
 	return 0;
 
+err_ctr:
+	ctr_free();
 err_sha:
 	crypto_free_shash(sha256_tfm);
 	return ret;
@@ -1151,5 +1214,6 @@ void snapblk_fetch_exit(void)
 		fetch_put(f);
 	}
 	WARN_ON(!hash_empty(pending));
+	ctr_free();
 	crypto_free_shash(sha256_tfm);
 }
