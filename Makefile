@@ -11,6 +11,8 @@
 #   make check          host tests + VM selftests on every kernel + checkpatch
 #   make check-s3       the S3 store tests alone (radosgw in a test VM)
 #   make bench-stores   snapblkd's throughput from nginx over a shaped link
+#   make bench-prefetch cold start-up with no prefetch, readahead, recorded
+#                       prefetch; sequential reads with readahead
 #   make check-debug    VM selftests and allocation-failure injection on a
 #                       KASAN/lockdep/kmemleak 6.12 kernel (built once,
 #                       cached in /var/cache/snapblk/debug-kernel/)
@@ -96,7 +98,7 @@ HOSTTEST_C := $(wildcard user/tests/*/*.c)
 HOSTTEST_BINS := $(addprefix $(B)/tests/,$(basename $(notdir $(HOSTTEST_C))))
 
 .PHONY: all modules user selftests hosttests check check-debug check-s3 \
-	bench-stores demo vm \
+	bench-stores bench-prefetch demo vm \
 	deps checkpatch clean help
 .DEFAULT_GOAL := all
 
@@ -182,6 +184,16 @@ check-s3: all selftests
 bench-stores: all
 	@$(TOP)/selftests/run-vm $(if $(KVER),--kernel $(KVER)) --mem 2048 \
 		--timeout 1800 -- $(TOP)/user/bench/bench-stores
+
+# Cold start-up with no prefetch, readahead and recorded prefetch, and
+# cold sequential reads with and without readahead, against a store 5 ms
+# away (user/bench/bench-prefetch).
+bench-prefetch: all
+	@mkdir -p $(B)/bench
+	@$(TOP)/selftests/run-vm $(if $(KVER),--kernel $(KVER)) --mem 2048 \
+		--timeout 1800 -- $(TOP)/user/bench/bench-prefetch \
+		> $(B)/bench/bench-prefetch.txt; rc=$$?; \
+		cat $(B)/bench/bench-prefetch.txt; exit $$rc
 
 # The main job end to end in the test VM (see scripts/demo).
 demo: all
