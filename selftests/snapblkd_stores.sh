@@ -12,7 +12,11 @@
 # daemon with nothing fetched from the store again, also after kill -9
 # in the middle of a read; it stays within its bound under fio; and a
 # corrupted cache file is refused by the kernel, dropped, and fetched
-# again from the store with no read failing.
+# again from the store with no read failing.  With the module's API 4:
+# --delay-ms makes a read that fetches wait that long; demand reads are
+# served before a backlog of readahead; and the kernel counts each chunk
+# under the tier the daemon names (disk cache, store k), with the
+# daemon's retries.
 source "${KTAP_HELPERS:?run through selftests/run_tests}"
 source "$(dirname "$0")/lib/servers.sh"
 
@@ -40,7 +44,7 @@ if ! command -v nginx >/dev/null; then
 	ktap_finished
 	exit 0
 fi
-ktap_set_plan 20
+ktap_set_plan 24
 
 # chunk GETs answered 200 by the server in $1
 gets() { awk '$4 == 200 && $7 == "GET" { n++ } END { print n + 0 }' "$1/access.log" 2>/dev/null; }
@@ -275,6 +279,103 @@ read -r hedges wins < <(sed -n 's/.*(group): \([0-9]*\) hedged requests, \([0-9]
 t "the hedge delay from the latencies seen: ${hedges:-?} hedged, ${wins:-?} won, ${took}s" \
 	'[ $rc = 0 ] && [ "${wins:-0}" -ge $((NDATA / 2 - 1)) ] &&
 	 [ "$took" -lt $((NDATA * 3 / 4 / 3)) ]'
+
+# Chunk indexes that are not all zero, in order.
+NZ=($("$bin/snapblk-build" inspect "$W/m" --key-file "$W/key" --chunks \
+	--json | python3 -c 'import json, sys
+print(" ".join(str(c["index"]) for c in json.load(sys.stdin)["chunk_table"]
+               if not c["zero"]))'))
+# read_ms CHUNK: one O_DIRECT read of it; prints how many ms it took
+read_ms() {
+	local t0
+	t0=$(date +%s%N)
+	dd if="/dev/$DEV" of=/dev/null bs=$CS count=1 skip="$1" iflag=direct \
+		2>/dev/null || return 1
+	echo $((($(date +%s%N) - t0) / 1000000))
+}
+# sysfs counter NAME of the device
+dstat() { cat "/sys/block/$DEV/snapblk/$1"; }
+# the device's fetches by tier, from snapblk status --json: disk=N store0=N store1=N
+tiers() {
+	"$bin/snapblk" status img --json | python3 -c 'import json, sys
+t = json.load(sys.stdin).get("tiers", {})
+print(" ".join("%s=%d" % (k, t.get(k, 0)) for k in ("disk", "store0", "store1")))'
+}
+
+# 21: --delay-ms through the kernel: a store 300 ms away.  The kernel's
+# own latency counter is the measure (a program's start in the test VM
+# may take longer than the delay); the read takes at least as long.
+fresh
+start_daemon --store "$W/store" --delay-ms 300
+map
+c=${NZ[$((${#NZ[@]} / 2))]}
+d0=$(dstat fetches_done) l0=$(dstat fetch_latency_us)
+cold=$(read_ms "$c")
+d1=$(dstat fetches_done) l1=$(dstat fetch_latency_us)
+read_ms "$c" >/dev/null
+d2=$(dstat fetches_done)
+t "--delay-ms 300: a read that fetches chunk $c takes ${cold:-?} ms, the fetch $((l1 - l0)) us as the kernel saw it; read again, from memory, no fetch" \
+	'[ -n "$cold" ] && [ "$cold" -ge 300 ] && [ $((d1 - d0)) = 1 ] &&
+	 [ $((l1 - l0)) -ge 300000 ] && [ $((l1 - l0)) -lt 2000000 ] &&
+	 [ "$d2" = "$d1" ] &&
+	 grep -q "every store request takes at least 300 ms" "$W/d.log"'
+
+# 22: demand first.  A readahead of 40 chunks at background priority
+# (the device lets 16 fetches fly), behind a daemon that runs 4 fetches
+# of 2 s at once, 3 of them background at most: a read elsewhere starts
+# at once, in the slot kept for demand, and takes about as long as a read
+# with nothing queued; not one more fetch (a daemon whose 4 slots were
+# all taken would make it wait for one to end), nor the backlog.  The
+# readahead starts from two all-zero chunks S and S + 1 read in turn (no
+# fetch: the background fetches have just begun when the read comes,
+# half a second later);
+# NEAR and FAR are data chunks after the window, NEAR read alone first,
+# for the measure.
+read -r S NEAR FAR < <("$bin/snapblk-build" inspect "$W/m" --key-file "$W/key" \
+	--chunks --json | python3 -c 'import json, sys
+z = [c["zero"] for c in json.load(sys.stdin)["chunk_table"]]
+for s in range(len(z) - 44):
+    if z[s] and z[s + 1] and z[s + 2:s + 42].count(False) >= 32:
+        far = [i for i in range(s + 42, len(z)) if not z[i]]
+        if len(far) >= 2:
+            print(s, far[-2], far[-1])
+            break')
+fresh
+start_daemon --store "$W/store" --delay-ms 2000 --max-inflight 4
+map --readahead 40 --max-inflight 16
+base=$(read_ms "${NEAR:-0}")
+dd if="/dev/$DEV" of=/dev/null bs=$CS count=2 skip="${S:-0}" iflag=direct 2>/dev/null
+sleep 0.5	# the readahead reaches the daemon first
+queued=$(dstat readahead_fetches)
+took=$(read_ms "${FAR:-0}")
+report
+bg=$(sed -n 's/.*fetches: demand [0-9]* started, [0-9]* completed; background \([0-9]*\) started.*/\1/p' "$W/d.log" | tail -n 1)
+t "demand before background: chunk ${FAR:-?} read in ${took:-?} ms (alone: ${base:-?} ms) with $queued readahead fetches issued (${bg:-?} started by the daemon by then)" \
+	'[ -n "$S" ] && [ "$queued" -ge 12 ] && [ -n "$base" ] &&
+	 [ -n "$took" ] && [ "$took" -lt $((base + 800)) ] &&
+	 [ "${bg:-0}" -ge 3 ] && [ "${bg:-0}" -lt "$queued" ]'
+
+# 23-24: tiers.  Two stores, the first with half the chunks, and a disk
+# cache; then the same image again through a restarted daemon.
+fresh
+rm -rf "$W/tcache"
+start_daemon --store "$W/half" --store "$URL1" --cache-dir "$W/tcache" \
+	--cache-size 1G
+map && whole_ok; rc=$?
+tr1=$(tiers) r1=$(dstat retries)
+report
+dl1=$(grep 'tiers: disk' "$W/d.log" | tail -n 1)
+fresh
+start_daemon --store "$W/half" --store "$URL1" --cache-dir "$W/tcache" \
+	--cache-size 1G
+map && whole_ok; rc2=$?
+tr2=$(tiers) r2=$(dstat retries)
+t "the kernel counts each chunk under the tier snapblkd named: $tr1, $r1 retries ($NHALF in the first store, $((NDATA - NHALF)) in the second only)" \
+	'[ $rc = 0 ] && [ "$tr1" = "disk=0 store0=$NHALF store1=$((NDATA - NHALF))" ] &&
+	 [ "$r1" = "$((NDATA - NHALF))" ] &&
+	 [[ "$dl1" == *"tiers: disk 0, store 0 $NHALF, store 1 $((NDATA - NHALF))" ]]'
+t "through a restarted daemon every chunk comes from the disk cache tier: $tr2, $r2 retries" \
+	'[ $rc2 = 0 ] && [ "$tr2" = "disk=$NDATA store0=0 store1=0" ] && [ "$r2" = 0 ]'
 
 stop_daemon
 ktap_finished
