@@ -369,7 +369,6 @@ TEST_F(bg, prefetch_list_is_fetched_in_its_order_and_checked)
 	struct snapblk_fetch_req r;
 	struct sb_prefetch stop = {
 		.name = NAME, .mode = SB_PREFETCH_STOP,
-		.image_id = self->dev.image_id,
 	};
 	struct sb_dev d;
 	char st[32];

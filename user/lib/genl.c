@@ -678,7 +678,8 @@ static int put_prefetch(struct nl_msg *msg, void *arg)
 	int ret;
 
 	ret = nla_put_string(msg, SNAPBLK_ATTR_NAME, req->name);
-	if (!ret)
+	/* A stop needs no image ID (the kernel ignores one). */
+	if (!ret && req->image_id)
 		ret = nla_put(msg, SNAPBLK_ATTR_IMAGE_ID, SNAPBLK_IMAGE_ID_LEN,
 			      req->image_id);
 	if (ret)

@@ -157,7 +157,8 @@ struct sb_prefetch {
 	const char *name;
 	const uint8_t *image_id;	/* SNAPBLK_IMAGE_ID_LEN bytes: the
 					 * image the list is for (the kernel
-					 * refuses another device's) */
+					 * refuses another device's); NULL
+					 * for a stop */
 	enum sb_prefetch_mode mode;
 	int fd;			/* LIST: file of __u32 chunk indexes (native
 				 * endian) from offset 0; the kernel reads it
