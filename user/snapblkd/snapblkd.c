@@ -5,12 +5,20 @@
  * protocol") from a host disk cache and one or more chunk stores: local
  * directories, HTTP(S) servers or proxies, S3 buckets.  See snapblkd(8).
  *
- * One event loop (the main thread) does everything but directory reads:
- * it polls the fetch device, the signals, the directory readers' eventfd
- * and, through curl_multi_poll(), every HTTP connection.  Requests read
- * wait in two queues (jobq.h): demand first, and background work
- * (SNAPBLK_FETCH_F_BACKGROUND: readahead, prefetch, hydration) only
- * while a quarter of the --max-inflight slots stays free for demand.  It
+ * One event loop (the main thread) does everything but directory reads
+ * and the writes of the answers: it polls the fetch device, the signals,
+ * the directory readers' and the answer writers' eventfds and, through
+ * curl_multi_poll(), every HTTP connection.  The kernel hashes and
+ * decrypts a chunk inside the write() that answers it (tens of ms per
+ * chunk in an emulated guest), so --writers threads (default: one per
+ * CPU, at most 8) do those writes, on as many CPUs, while the loop goes
+ * on driving the stores; the loop alone counts and ends the fetches they
+ * hand back (--writers 0: the loop writes the answers itself).
+ *
+ * Requests read wait in two queues (jobq.h): demand first, and
+ * background work (SNAPBLK_FETCH_F_BACKGROUND: readahead, prefetch,
+ * hydration) only while a quarter of the --max-inflight slots stays free
+ * for demand.  It
  * reads requests only while fewer than queue_max (--max-inflight, at
  * least 16) wait, so the rest stay queued in the kernel (back-pressure: a
  * second daemon may take them, a stopped or killed daemon holds at most
@@ -38,7 +46,8 @@
  * killed after the fetch finds it there when the kernel asks again.
  *
  * Stopping (SIGTERM, SIGINT): no more requests are read, HTTP transfers
- * are dropped, and the directory reads in progress get up to
+ * and the answers no writer has begun are dropped, the writes in
+ * progress are finished, and the directory reads in progress get up to
  * --stop-timeout to finish; a read stuck in a store is left behind (the
  * device is let go of first, so the kernel re-queues what this daemon
  * had claimed) and the process _exit()s.
@@ -65,6 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -99,6 +109,8 @@
 #define DEADLINE_MARGIN_MS	100	/* answer this much before the kernel gives up */
 #define MAX_READ_RECORDS	64
 #define QUEUE_MIN	16	/* requests queued in the daemon, at least */
+#define MAX_WRITERS	64
+#define DEFAULT_WRITERS_MAX	8	/* the default: online CPUs, at most */
 
 static const char usage_text[] =
 "usage: snapblkd --store URL [--store URL | --store-group URL,URL...]...\n"
@@ -108,7 +120,8 @@ static const char usage_text[] =
 "                [--s3-endpoint URL] [--s3-style path|virtual]\n"
 "                [--s3-region REGION] [--aws-profile NAME]\n"
 "                [--device PATH | --device-fd FD] [--stop-timeout SECONDS]\n"
-"                [--delay-ms MS] [--syslog] [--foreground] [-v]\n"
+"                [--writers N] [--delay-ms MS] [--syslog] [--foreground]\n"
+"                [-v]\n"
 "\n"
 "Fetch daemon of the snapblk lazy block device: read the kernel's chunk\n"
 "requests from /dev/snapblk-fetch and answer each with the chunk's\n"
@@ -155,6 +168,11 @@ static const char usage_text[] =
 "                       further requests in the kernel\n"
 "  -j, --jobs N         threads reading directory stores, 1 to 256\n"
 "                       (default 4)\n"
+"      --writers N      threads writing the answers to the device, 0 to 64\n"
+"                       (default: the online CPUs, at most 8): the kernel\n"
+"                       verifies and decrypts each chunk in that write, so\n"
+"                       they spread its work over the CPUs; 0 writes them\n"
+"                       from the event loop\n"
 "      --retries N      rounds of retries over the stores that failed\n"
 "                       transiently (5xx, time-out, connection error), 0\n"
 "                       to 100 (default: until the deadline), after a\n"
@@ -238,6 +256,7 @@ static struct {
 	unsigned int stop_timeout;	/* seconds */
 	unsigned int delay_ms;		/* --delay-ms: a store request's
 					 * least duration */
+	int writers;			/* --writers, or -1: the default */
 	bool syslog;
 	bool verbose;
 } opt = {
@@ -246,6 +265,7 @@ static struct {
 	.max_inflight = DEFAULT_INFLIGHT,
 	.retries = DEFAULT_RETRIES,
 	.stop_timeout = DEFAULT_STOP_TIMEOUT,
+	.writers = -1,
 };
 
 struct backend_opts bopts = {
@@ -264,8 +284,11 @@ static bool stopping;
 /* Requests read, not started yet; at most queue_max of them. */
 static struct jobq queue;
 static unsigned int queue_max;
-/* The answer header: 24 bytes (API 4), 16 once a module refused 24. */
-static uint32_t resp_len = sizeof(struct snapblk_fetch_resp);
+/*
+ * The answer header: 24 bytes (API 4), 16 once a module refused 24.
+ * Read and lowered by the loop and the writers alike, hence atomic.
+ */
+static atomic_uint resp_len = sizeof(struct snapblk_fetch_resp);
 /* Tier of stores[i]'s first store (a group has one per replica). */
 static unsigned int tier_base[MAX_STORES];
 
@@ -279,6 +302,39 @@ static struct fetch *pending, **pending_tail = &pending;
 static unsigned int inflight;
 /* Chunk buffers of fetches that ended, for the next ones. */
 static struct fetch *free_fetches;
+
+/*
+ * The answer writers (--writers N, N > 0).  answer() puts a fetch on
+ * todo; a writer takes it off, writes its answers (try_answer_all(),
+ * waiting for POLLOUT while the device is full), puts it on done and
+ * signals event_fd; the loop (writers_complete()) counts it and ends it.
+ * From answer() until the loop takes it off done, a fetch is on none of
+ * the loop's lists and only the writer that took it touches it; it
+ * still counts in inflight.  What the writers read besides (dev_fd,
+ * opt, quit_fd) is set before they start, but resp_len (atomic).
+ */
+static struct {
+	pthread_mutex_t lock;		/* guards todo, todo_tail, done, stop */
+	pthread_cond_t cond;		/* signalled: todo grew, or stop */
+	struct fetch *todo, **todo_tail; /* to write, first in first out */
+	struct fetch *done;		/* written, or given up (stopping),
+					 * for the loop */
+	bool stop;			/* writers: exit (set once, by the loop) */
+	int event_fd;			/* eventfd: something on done; -1
+					 * without writers */
+	int quit_fd;			/* eventfd, readable once stopping: a
+					 * writer waiting for POLLOUT gives up */
+	unsigned int n;			/* writers started (loop only) */
+	unsigned int held;		/* fetches handed to the writers and
+					 * not back yet (loop only) */
+	pthread_t threads[MAX_WRITERS];	/* the first n are running */
+} wr = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+	.todo_tail = &wr.todo,
+	.event_fd = -1,
+	.quit_fd = -1,
+};
 
 int64_t now_ms(void)
 {
@@ -431,9 +487,32 @@ static void fetch_end(struct fetch *f)
 	fetch_free(f);
 }
 
+static void count_answer(const struct fetch *f, uint32_t error)
+{
+	if (!error) {
+		cnt.fetched++;
+		cnt.bytes += f->req.chunk_size;
+		cnt.tiers[f->tier <= SNAPBLK_TIER_MAX ? f->tier : 0]++;
+	} else if (error == ENOENT) {
+		cnt.missing++;
+	} else {
+		cnt.errors++;
+	}
+}
+
+/* Count the answers written for f so far (the loop thread only). */
+static void count_written(struct fetch *f)
+{
+	for (; f->answers; f->answers--)
+		count_answer(f, (uint32_t)f->status);
+	cnt.errors += f->write_errors;
+	f->write_errors = 0;
+}
+
 /* f is answered (every request it serves): count it, end it. */
 static void fetch_answered(struct fetch *f)
 {
+	count_written(f);
 	if (f->background)
 		cnt.bg_done++;
 	else
@@ -442,12 +521,41 @@ static void fetch_answered(struct fetch *f)
 }
 
 /*
- * Send one answer to req with one writev().  1 when the kernel took it
- * (or it is moot), 0 when the device is full (try again on POLLOUT).
+ * A writer: wait until the device takes writes again (true), or until
+ * the daemon stops (false).
  */
-static int try_answer(const struct fetch *f,
-		      const struct snapblk_fetch_req *req, uint32_t error)
+static bool wait_writable(void)
 {
+	struct pollfd p[2] = {
+		{ .fd = dev_fd, .events = POLLOUT },
+		{ .fd = wr.quit_fd, .events = POLLIN },
+	};
+	const struct timespec pause = { .tv_nsec = 10000000 };
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno != EINTR)
+				nanosleep(&pause, NULL);	/* ENOMEM */
+			continue;
+		}
+		if (p[1].revents)
+			return false;
+		if (p[0].revents)
+			return true;	/* POLLERR too: the write says */
+	}
+}
+
+/*
+ * Send one answer to req with one writev(), its error f->status.  1 when
+ * the kernel took it (or it is moot: then f->write_errors counts it), 0
+ * when the device is full (try again on POLLOUT).  With wait (a writer
+ * thread), a full device is waited for instead, and 0 means the daemon
+ * is stopping.  Touches f->write_errors only, and logs: safe in a writer.
+ */
+static int try_answer(struct fetch *f, const struct snapblk_fetch_req *req,
+		      bool wait)
+{
+	uint32_t error = (uint32_t)f->status;
 	struct snapblk_fetch_resp resp = {
 		.error = error,
 		.id = req->id,
@@ -458,14 +566,16 @@ static int try_answer(const struct fetch *f,
 		{ .iov_base = &resp },
 		{ .iov_base = f->buf, .iov_len = f->req.chunk_size },
 	};
+	unsigned int len, expect;
 	size_t total;
 	ssize_t n;
 	int err;
 
 	for (;;) {
-		resp.len = resp_len;
-		iov[0].iov_len = resp_len;
-		total = resp_len + (error ? 0 : f->req.chunk_size);
+		len = atomic_load(&resp_len);
+		resp.len = len;
+		iov[0].iov_len = len;
+		total = len + (error ? 0 : f->req.chunk_size);
 		n = writev(dev_fd, iov, error ? 1 : 2);
 		if (n == (ssize_t)total)
 			return 1;
@@ -473,25 +583,35 @@ static int try_answer(const struct fetch *f,
 			log_err(0, NULL, "answer to request %llu: short write "
 				"(%zd of %zu bytes)",
 				(unsigned long long)req->id, n, total);
-			cnt.errors++;
+			f->write_errors++;
 			return 1;
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno == EAGAIN)
+		if (errno == EAGAIN) {
+			if (wait && wait_writable())
+				continue;
 			return 0;
-		if (errno == EINVAL && resp_len > SNAPBLK_FETCH_RESP_LEN_V3) {
-			/* A module of API 3: no tier, no retries. */
-			resp_len = SNAPBLK_FETCH_RESP_LEN_V3;
-			log_info("%s takes %u-byte answers only (a module "
-				 "older than API 4): answering without tier "
-				 "and retries", opt.device, resp_len);
+		}
+		if (errno == EINVAL && len > SNAPBLK_FETCH_RESP_LEN_V3) {
+			/*
+			 * A module of API 3: no tier, no retries.  Said once,
+			 * by whichever writer lowers it first.
+			 */
+			expect = len;
+			if (atomic_compare_exchange_strong(
+				    &resp_len, &expect,
+				    SNAPBLK_FETCH_RESP_LEN_V3))
+				log_info("%s takes %u-byte answers only (a "
+					 "module older than API 4): answering "
+					 "without tier and retries", opt.device,
+					 SNAPBLK_FETCH_RESP_LEN_V3);
 			continue;
 		}
 		break;
 	}
 	err = errno;
-	cnt.errors++;
+	f->write_errors++;
 	if (err == ENOENT)
 		log_err(err, NULL, "answer to request %llu (snapblk%u chunk "
 			"%llu) refused: already answered or timed out",
@@ -506,38 +626,168 @@ static int try_answer(const struct fetch *f,
 	return 1;
 }
 
-static void count_answer(const struct fetch *f, uint32_t error)
+/*
+ * Answer every request f serves (its own, then the one that joined it),
+ * each noted in f->answers for count_written(): 1 when done, 0 when the
+ * device is full (with wait: when stopping).  Safe in a writer thread.
+ */
+static int try_answer_all(struct fetch *f, bool wait)
 {
-	if (!error) {
-		cnt.fetched++;
-		cnt.bytes += f->req.chunk_size;
-		cnt.tiers[f->tier <= SNAPBLK_TIER_MAX ? f->tier : 0]++;
-	} else if (error == ENOENT) {
-		cnt.missing++;
-	} else {
-		cnt.errors++;
+	if (!f->sent_main) {
+		if (!try_answer(f, &f->req, wait))
+			return 0;
+		f->sent_main = true;
+		f->answers++;
+	}
+	if (f->has_joined) {
+		if (!try_answer(f, &f->joined, wait))
+			return 0;
+		f->has_joined = false;
+		f->answers++;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------ writers */
+
+static void writers_wake_loop(void)
+{
+	uint64_t one = 1;
+
+	if (write(wr.event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		abort();	/* cannot happen with a valid eventfd */
+}
+
+/* A writer thread: answers off wr.todo until wr.stop. */
+static void *writer_main(void *arg)
+{
+	struct fetch *f;
+
+	(void)arg;
+	prctl(PR_SET_NAME, "snapblkd-write", 0, 0, 0);
+	for (;;) {
+		pthread_mutex_lock(&wr.lock);
+		while (!wr.todo && !wr.stop)
+			pthread_cond_wait(&wr.cond, &wr.lock);
+		if (wr.stop) {
+			pthread_mutex_unlock(&wr.lock);
+			return NULL;
+		}
+		f = wr.todo;
+		wr.todo = f->next;
+		if (!wr.todo)
+			wr.todo_tail = &wr.todo;
+		pthread_mutex_unlock(&wr.lock);
+
+		try_answer_all(f, true);
+
+		pthread_mutex_lock(&wr.lock);
+		f->next = wr.done;
+		wr.done = f;
+		pthread_mutex_unlock(&wr.lock);
+		writers_wake_loop();
+	}
+}
+
+/* Start n writers (after the device is open); 0 or a negative errno. */
+static int writers_start(unsigned int n)
+{
+	int ret;
+
+	if (!n)
+		return 0;
+	wr.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	wr.quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (wr.event_fd < 0 || wr.quit_fd < 0)
+		return -errno;
+	for (wr.n = 0; wr.n < n; wr.n++) {
+		ret = pthread_create(&wr.threads[wr.n], NULL, writer_main,
+				     NULL);
+		if (ret)
+			return -ret;
+	}
+	return 0;
+}
+
+/* answer(): f's answers (error in f->status) to a writer. */
+static void writers_add(struct fetch *f)
+{
+	f->next = NULL;
+	pthread_mutex_lock(&wr.lock);
+	*wr.todo_tail = f;
+	wr.todo_tail = &f->next;
+	pthread_mutex_unlock(&wr.lock);
+	pthread_cond_signal(&wr.cond);
+	wr.held++;
+}
+
+/* Fetches the writers are done with: count them and end them. */
+static void writers_complete(void)
+{
+	struct fetch *f, *n;
+	uint64_t v;
+
+	if (read(wr.event_fd, &v, sizeof(v)) < 0)
+		v = 0;
+	pthread_mutex_lock(&wr.lock);
+	f = wr.done;
+	wr.done = NULL;
+	pthread_mutex_unlock(&wr.lock);
+	for (; f; f = n) {
+		n = f->next;
+		wr.held--;
+		if (f->sent_main && !f->has_joined) {
+			fetch_answered(f);
+		} else {
+			/* Given up, stopping: the kernel re-queues it. */
+			count_written(f);
+			fetch_end(f);
+		}
 	}
 }
 
 /*
- * Answer every request f serves (its own, then the one that joined it),
- * counting each: 1 when done, 0 when the device is full.
+ * Stopping: the writers take no more work; the answers not begun are
+ * dropped (the kernel re-queues their requests when the device is
+ * closed), one being written is finished unless it waits for a full
+ * device.  The writers hand back what they hold; writers_join() then.
  */
-static int try_answer_all(struct fetch *f, uint32_t error)
+static void writers_stop(void)
 {
-	if (!f->sent_main) {
-		if (!try_answer(f, &f->req, error))
-			return 0;
-		f->sent_main = true;
-		count_answer(f, error);
+	struct fetch *f, *n;
+	uint64_t one = 1;
+
+	if (!wr.n)
+		return;
+	pthread_mutex_lock(&wr.lock);
+	wr.stop = true;
+	f = wr.todo;
+	wr.todo = NULL;
+	wr.todo_tail = &wr.todo;
+	pthread_mutex_unlock(&wr.lock);
+	pthread_cond_broadcast(&wr.cond);
+	if (write(wr.quit_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		abort();
+	for (; f; f = n) {
+		n = f->next;
+		wr.held--;
+		fetch_end(f);
 	}
-	if (f->has_joined) {
-		if (!try_answer(f, &f->joined, error))
-			return 0;
-		f->has_joined = false;
-		count_answer(f, error);
-	}
-	return 1;
+}
+
+/* After writers_stop(), once none holds a fetch (wr.held 0). */
+static void writers_join(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < wr.n; i++)
+		pthread_join(wr.threads[i], NULL);
+	wr.n = 0;
+	if (wr.event_fd >= 0)
+		close(wr.event_fd);
+	if (wr.quit_fd >= 0)
+		close(wr.quit_fd);
+	wr.event_fd = wr.quit_fd = -1;
 }
 
 /* Answer f (error 0: its buffer holds the chunk) and count it. */
@@ -548,8 +798,12 @@ static void answer(struct fetch *f, uint32_t error)
 		fetch_end(f);	/* the kernel re-queues it */
 		return;
 	}
-	f->status = error;	/* kept for a retry of the write */
-	if (pending || !try_answer_all(f, error)) {
+	f->status = error;	/* for the writes, and a retry of them */
+	if (wr.n) {
+		writers_add(f);
+		return;
+	}
+	if (pending || !try_answer_all(f, false)) {
 		f->next = NULL;
 		*pending_tail = f;
 		pending_tail = &f->next;
@@ -564,7 +818,7 @@ static void flush_pending(void)
 	struct fetch *f;
 
 	while ((f = pending)) {
-		if (!try_answer_all(f, f->status))
+		if (!try_answer_all(f, false))
 			return;
 		pending = f->next;
 		if (!pending)
@@ -848,13 +1102,13 @@ static bool request_valid(const struct snapblk_fetch_req *req, size_t have)
 /* An answer without data, for a request that got no fetch. */
 static void answer_bare(const struct snapblk_fetch_req *req, uint32_t error)
 {
-	struct fetch f = { .req = *req };
+	struct fetch f = { .req = *req, .status = error };
 
 	f.req.chunk_size = 0;
-	if (!try_answer(&f, req, error))
+	if (!try_answer(&f, req, false))
 		log_err(EAGAIN, NULL, "answer to request %llu dropped",
 			(unsigned long long)req->id);
-	cnt.errors++;
+	cnt.errors += 1 + f.write_errors;
 }
 
 /* Start the fetch of a job taken off the queue (and free the job). */
@@ -1100,7 +1354,7 @@ static void parse_args(int argc, char **argv)
 		OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_INFLIGHT, OPT_RETRIES,
 		OPT_CONNECT, OPT_CA, OPT_S3_ENDPOINT, OPT_S3_STYLE,
 		OPT_S3_REGION, OPT_AWS_PROFILE, OPT_GROUP, OPT_HEDGE,
-		OPT_DELAY,
+		OPT_DELAY, OPT_WRITERS,
 	};
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, 's' },
@@ -1110,6 +1364,7 @@ static void parse_args(int argc, char **argv)
 		{ "cache-size", required_argument, NULL, OPT_CACHE_SIZE },
 		{ "max-inflight", required_argument, NULL, OPT_INFLIGHT },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "writers", required_argument, NULL, OPT_WRITERS },
 		{ "retries", required_argument, NULL, OPT_RETRIES },
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT },
 		{ "ca-file", required_argument, NULL, OPT_CA },
@@ -1168,6 +1423,10 @@ static void parse_args(int argc, char **argv)
 		case 'j':
 			bopts.jobs = parse_uint("job count", optarg, 1,
 						MAX_JOBS);
+			break;
+		case OPT_WRITERS:
+			opt.writers = parse_uint("writer count", optarg, 0,
+						 MAX_WRITERS);
 			break;
 		case OPT_RETRIES:
 			opt.retries = parse_uint("retry count", optarg, 0, 100);
@@ -1243,6 +1502,12 @@ static void parse_args(int argc, char **argv)
 		usage_die("--device and --device-fd exclude each other");
 	if (!opt.cache_dir != !opt.cache_size)
 		usage_die("--cache-dir and --cache-size go together");
+	if (opt.writers < 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		opt.writers = cpus < 1 ? 1 : cpus > DEFAULT_WRITERS_MAX ?
+			      DEFAULT_WRITERS_MAX : (int)cpus;
+	}
 }
 
 /* Tiers count every store, each replica of a group too. */
@@ -1449,21 +1714,24 @@ static void begin_stop(void)
 	}
 	while ((f = pending)) {
 		pending = f->next;
+		count_written(f);	/* a request answered, its joined not */
 		fetch_end(f);
 	}
 	pending_tail = &pending;
+	writers_stop();
 	jobq_clear(&queue);
 }
 
 /*
  * The event loop, until a stop.  Returns the number of directory reads
- * still running when the stop gave up waiting for them.
+ * still running when the stop gave up waiting for them (and wr.held
+ * says how many answers the writers still hold).
  */
 static unsigned int run(int sig_fd)
 {
 	int64_t stop_deadline = 0, next, now;
-	struct curl_waitfd w[4];
-	int running, nw, timeout, pool_i, dev_i;
+	struct curl_waitfd w[5];
+	int running, nw, timeout, pool_i, dev_i, wr_i;
 	uint64_t v;
 
 	for (;;) {
@@ -1471,14 +1739,14 @@ static unsigned int run(int sig_fd)
 		schedule();
 		now = now_ms();
 		if (stopping) {
-			if (!store_dir_busy())
+			if (!store_dir_busy() && !wr.held)
 				return 0;
 			if (now >= stop_deadline)
 				return store_dir_busy();
 			next = stop_deadline;
 		}
 		nw = 0;
-		pool_i = dev_i = -1;
+		pool_i = dev_i = wr_i = -1;
 		w[nw++] = (struct curl_waitfd){ .fd = sig_fd,
 						 .events = CURL_WAIT_POLLIN };
 		w[nw++] = (struct curl_waitfd){ .fd = stop_fd,
@@ -1488,6 +1756,11 @@ static unsigned int run(int sig_fd)
 			w[nw++] = (struct curl_waitfd){
 				.fd = store_dir_event_fd(),
 				.events = CURL_WAIT_POLLIN };
+		}
+		if (wr.event_fd >= 0) {
+			wr_i = nw;
+			w[nw++] = (struct curl_waitfd){ .fd = wr.event_fd,
+							 .events = CURL_WAIT_POLLIN };
 		}
 		if (!stopping) {
 			short ev = 0;
@@ -1515,6 +1788,8 @@ static unsigned int run(int sig_fd)
 		store_http_complete();
 		if (pool_i >= 0 && w[pool_i].revents)
 			store_dir_complete();
+		if (wr_i >= 0 && w[wr_i].revents)
+			writers_complete();
 		if (w[0].revents && take_signals(sig_fd)) {
 			if (stopping) {
 				return store_dir_busy();
@@ -1543,15 +1818,27 @@ static unsigned int run(int sig_fd)
 	}
 }
 
-/* Exit without the busy readers, stuck in a directory store. */
+/*
+ * Exit without the busy readers, stuck in a directory store, and the
+ * writers still in a write (wr.held).
+ */
 static noreturn void exit_without(unsigned int busy)
 {
 	release_device();
-	log_err(0, "the kernel re-queues their requests for the next "
-		"daemon; see STOPPING in snapblkd(8)",
-		"%u %s still reading from the store %u s after the stop: "
-		"exiting without %s", busy, busy == 1 ? "worker" : "workers",
-		opt.stop_timeout, busy == 1 ? "it" : "them");
+	if (busy)
+		log_err(0, "the kernel re-queues their requests for the next "
+			"daemon; see STOPPING in snapblkd(8)",
+			"%u %s still reading from the store %u s after the "
+			"stop: exiting without %s", busy,
+			busy == 1 ? "worker" : "workers", opt.stop_timeout,
+			busy == 1 ? "it" : "them");
+	if (wr.held)
+		log_err(0, "the kernel re-queues their requests for the next "
+			"daemon; see STOPPING in snapblkd(8)",
+			"%u %s still being written at the stop: exiting "
+			"without %s", wr.held,
+			wr.held == 1 ? "answer" : "answers",
+			wr.held == 1 ? "it" : "them");
 	report("stopped");
 	if (opt.syslog)
 		closelog();
@@ -1562,7 +1849,7 @@ static noreturn void exit_without(unsigned int busy)
 int main(int argc, char **argv)
 {
 	unsigned int i, busy;
-	int sig_fd;
+	int sig_fd, ret;
 
 	prog_name = "snapblkd";
 	usage_hint = "run 'snapblkd --help' for usage";
@@ -1596,9 +1883,18 @@ int main(int argc, char **argv)
 	for (i = 0; i < opt.nstores; i++)
 		log_info("store %u: %s (%s)", i + 1, stores[i]->url,
 			 stores[i]->ops->kind);
+	ret = writers_start(opt.writers);
+	if (ret)
+		die(EXIT_FAIL, -ret, NULL, "starting the answer writers");
+	if (opt.writers)
+		log_info("answers written by %d %s", opt.writers,
+			 opt.writers == 1 ? "thread" : "threads");
+	else
+		log_info("answers written by the event loop (--writers 0)");
 	busy = run(sig_fd);
-	if (busy)
+	if (busy || wr.held)
 		exit_without(busy);
+	writers_join();
 	/* The kernel re-queues every request read but not answered. */
 	close(dev_fd);
 	report("stopped");

@@ -6,9 +6,13 @@
  *
  * Threads: everything here runs on the main thread (the event loop),
  * except the directory backend's reads, which run on its worker threads
- * (store_dir.c) and are handed back through an eventfd.  A struct fetch
- * belongs to the loop; while a backend works on it (fetch->busy), only
- * that backend touches fetch->buf.
+ * (store_dir.c) and are handed back through an eventfd, and the writes
+ * of the answers (--writers: snapblkd.c's writer threads, handed back
+ * the same way).  A struct fetch belongs to the loop; while a backend
+ * works on it (fetch->busy), only that backend touches fetch->buf; once
+ * answer() has handed it to the writers, only the writer that took it
+ * touches it (it is on no list of the loop's then) until the loop takes
+ * it back.
  */
 #ifndef SNAPBLKD_H
 #define SNAPBLKD_H
@@ -57,6 +61,10 @@ struct fetch {
 					  * it while queued: answered too */
 	bool has_joined;		/* joined is valid */
 	bool sent_main;			/* req answered (joined may not be) */
+	unsigned int answers;		/* requests answered and not yet
+					 * counted (count_written()) */
+	unsigned int write_errors;	/* answers refused or cut short, not
+					 * yet counted */
 	uint32_t tier;			/* SNAPBLK_TIER_* of the chunk */
 	unsigned int requests;		/* store requests made for it */
 	unsigned int winner;		/* group: the replica that answered */
@@ -64,7 +72,8 @@ struct fetch {
 					 * fetch_done() waits till then */
 	struct backend *be;		/* backend of the current attempt */
 	enum fetch_result result;	/* of the last attempt */
-	long status;			/* HTTP status or -errno, for logs */
+	long status;			/* HTTP status or -errno, for logs;
+					 * once answered: the answer's error */
 	char detail[PATH_MAX + 200];	/* what went wrong, for logs:
 					 * "WHERE: why" (a path, a URL) */
 	char why[2 * PATH_MAX];		/* the details of this round */

@@ -15,7 +15,7 @@ W=$(mktemp -d /tmp/snapblkd-cli.XXXXXX) || exit 1
 trap 'rm -rf "$W"' EXIT
 
 ktap_print_header
-ktap_set_plan 10
+ktap_set_plan 11
 
 # expect STATUS PATTERN DESCRIPTION CMD...: exit STATUS, stderr ~ PATTERN
 expect() {
@@ -31,7 +31,8 @@ expect() {
 
 out=$("$sbd" --help); rc=$?
 [ $rc = 0 ] && grep -q '^usage: snapblkd --store URL' <<<"$out" &&
-	grep -q -- '--jobs N' <<<"$out" && grep -q 'Exit status' <<<"$out" &&
+	grep -q -- '--jobs N' <<<"$out" && grep -q -- '--writers N' <<<"$out" &&
+	grep -q 'Exit status' <<<"$out" &&
 	ktap_test_pass "--help prints usage, options and exit status" ||
 	ktap_test_fail "--help prints usage, options and exit status"
 
@@ -42,6 +43,8 @@ expect 2 "^snapblkd: --store is required" \
 	"no --store: exit 2" "$sbd"
 expect 2 "^snapblkd: invalid job count '0'" \
 	"--jobs 0: exit 2" "$sbd" --store "$W" --jobs 0
+expect 2 "^snapblkd: invalid writer count '65': expected 0 to 64" \
+	"--writers 65: exit 2" "$sbd" --store "$W" --writers 65
 expect 2 "^snapblkd: unknown option '--frob'" \
 	"unknown option: exit 2" "$sbd" --store "$W" --frob
 expect 2 "exclude each other" "--device with --device-fd: exit 2" \

@@ -152,6 +152,20 @@ FIXTURE(daemon) {
 	int limits;		/* NO_OPENAT2 | NO_PROC */
 	bool no_store;		/* startv(): without --store dir first */
 	int *listener_out;	/* startv(): answers wait for the test */
+	const char *writers;	/* startv(): --writers this, or NULL */
+};
+
+/* The daemon fixture's tests run with the default writers and none. */
+FIXTURE_VARIANT(daemon) {
+	const char *writers;	/* --writers, or NULL: the default */
+};
+
+FIXTURE_VARIANT_ADD(daemon, default_writers) {
+	.writers = NULL,
+};
+
+FIXTURE_VARIANT_ADD(daemon, writers_0) {
+	.writers = "0",
 };
 
 /*
@@ -278,10 +292,10 @@ static int recv_listener(int sock)
 
 /*
  * Start snapblkd on a new socketpair, stderr to self->log: --store
- * self->dir first (unless self->no_store), then the NULL-terminated
- * args.  With self->listener_out, the daemon's answers wait for the
- * test's verdict (notify_answers()) and *self->listener_out is the
- * listener.
+ * self->dir first (unless self->no_store), --writers self->writers
+ * (if set), then the NULL-terminated args.  With self->listener_out,
+ * the daemon's answers wait for the test's verdict (notify_answers())
+ * and *self->listener_out is the listener.
  */
 static int startv(FIXTURE_DATA(daemon) *self, const char *const *args)
 {
@@ -302,6 +316,10 @@ static int startv(FIXTURE_DATA(daemon) *self, const char *const *args)
 	argv[n++] = "3";
 	argv[n++] = "--jobs";
 	argv[n++] = "4";
+	if (self->writers) {
+		argv[n++] = "--writers";
+		argv[n++] = self->writers;
+	}
 	while (args && *args && n < 31)
 		argv[n++] = *args++;
 	argv[n] = NULL;
@@ -521,6 +539,7 @@ static void remove_store(FIXTURE_DATA(daemon) *self)
 FIXTURE_SETUP(daemon)
 {
 	ASSERT_EQ(0, make_store(self));
+	self->writers = variant->writers;
 	ASSERT_EQ(0, start(self, "-v"));
 }
 
@@ -799,15 +818,43 @@ TEST(stop_timeout_out_of_range_is_a_usage_error)
 #define CH_ONLY2	60	/* a chunk in the second store only */
 #define MAX_ID		256
 
-/* The "kernel" refuses the first answer (EINVAL), takes the others. */
+/*
+ * The "kernel" refuses the first answer (EINVAL), takes the others; or,
+ * with all_24, refuses every answer with a 24-byte header, as a module
+ * of API 3 does.
+ */
 struct refuser {
 	int listener;		/* seccomp notifications, or -1 */
 	pid_t pid;		/* the daemon */
 	pthread_t thread;
 	bool running;
+	bool all_24;		/* refuse every 24-byte header */
+	int delay_ms;		/* before each refusal */
 	atomic_bool stop;
-	atomic_int calls;	/* answers written, the refused one too */
+	atomic_int calls;	/* answers written, the refused ones too */
+	atomic_int refused;
 	atomic_long hdr[2];	/* header bytes of the first two answers */
+};
+
+#define HOLD_MAX	16
+
+/*
+ * A slow "kernel": each answer's writev() is held hold_ms before it goes
+ * through (as the kernel's hashing and decryption inside write() take
+ * time), any number at once, noting which threads wrote and how many
+ * writes were held at the same time.
+ */
+struct holder {
+	int listener;		/* seccomp notifications, or -1 */
+	int hold_ms;
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	/* Written by the holder's thread, read once it is joined. */
+	int calls;		/* answers written */
+	int max_held;		/* most writes held at the same time */
+	pid_t tids[HOLD_MAX];	/* the threads that wrote, each once */
+	int ntids;
 };
 
 FIXTURE(sched) {
@@ -818,6 +865,8 @@ FIXTURE(sched) {
 	pid_t http[2];		/* HTTP store servers, or 0 */
 	int port[2];
 	struct refuser ref;
+	struct holder hold;
+	pid_t daemon_pid;	/* the daemon's main thread (start_held()) */
 };
 
 /* One answer as it came: when, and what. */
@@ -843,6 +892,7 @@ static int put_many(const char *dir, int from, int count)
 FIXTURE_SETUP(sched)
 {
 	self->ref.listener = -1;
+	self->hold.listener = -1;
 	ASSERT_EQ(0, make_store(&self->d));
 	ASSERT_EQ(0, put_many(self->d.dir, CH_MANY, NR_MANY));
 	snprintf(self->dir2, sizeof(self->dir2), "%s.2", self->d.dir);
@@ -864,6 +914,12 @@ FIXTURE_TEARDOWN(sched)
 	}
 	if (self->ref.listener >= 0)
 		close(self->ref.listener);
+	if (self->hold.running) {
+		atomic_store(&self->hold.stop, true);
+		pthread_join(self->hold.thread, NULL);
+	}
+	if (self->hold.listener >= 0)
+		close(self->hold.listener);
 	for (i = 0; i < 2; i++) {
 		if (self->http[i] > 0) {
 			kill(self->http[i], SIGKILL);
@@ -1358,6 +1414,8 @@ static void *refuse_first(void *arg)
 	struct seccomp_notif req;
 	struct seccomp_notif_resp resp;
 	struct iovec hdr, remote;
+	struct iovec local = { &hdr, sizeof(hdr) };
+	bool refuse;
 	int n;
 
 	while (!atomic_load(&r->stop)) {
@@ -1369,25 +1427,42 @@ static void *refuse_first(void *arg)
 		if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_RECV, &req))
 			continue;
 		n = atomic_fetch_add(&r->calls, 1);
-		if (n < 2) {
-			/* The header's length, from the daemon's iovec. */
-			struct iovec local = { &hdr, sizeof(hdr) };
-
-			remote.iov_base = (void *)(uintptr_t)req.data.args[1];
-			remote.iov_len = sizeof(hdr);
-			if (process_vm_readv(req.pid, &local, 1, &remote, 1,
-					     0) == sizeof(hdr))
-				atomic_store(&r->hdr[n], (long)hdr.iov_len);
-		}
+		/* The header's length, from the daemon's iovec. */
+		remote.iov_base = (void *)(uintptr_t)req.data.args[1];
+		remote.iov_len = sizeof(hdr);
+		if (process_vm_readv(req.pid, &local, 1, &remote, 1, 0) !=
+		    sizeof(hdr))
+			hdr.iov_len = 0;
+		if (n < 2)
+			atomic_store(&r->hdr[n], (long)hdr.iov_len);
+		refuse = r->all_24 ?
+			 hdr.iov_len == sizeof(struct snapblk_fetch_resp) :
+			 n == 0;
 		memset(&resp, 0, sizeof(resp));
 		resp.id = req.id;
-		if (n == 0)
+		if (refuse) {
+			usleep(r->delay_ms * 1000);
 			resp.error = -EINVAL;
-		else
+			atomic_fetch_add(&r->refused, 1);
+		} else {
 			resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		}
 		ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 	}
 	return NULL;
+}
+
+/* Start the daemon with args, its answers judged by refuse_first(). */
+static int start_refused(FIXTURE_DATA(sched) *self, const char *const *args)
+{
+	self->d.listener_out = &self->ref.listener;
+	if (startv(&self->d, args))
+		return -1;
+	self->ref.pid = self->d.pid;
+	if (pthread_create(&self->ref.thread, NULL, refuse_first, &self->ref))
+		return -1;
+	self->ref.running = true;
+	return 0;
 }
 
 /*
@@ -1402,14 +1477,9 @@ TEST_F(sched, answers_16_bytes_to_an_api_3_module)
 	struct timespec t0;
 	struct got g;
 
-	self->d.listener_out = &self->ref.listener;
-	ASSERT_EQ(0, startv(&self->d, NULL))
+	ASSERT_EQ(0, start_refused(self, NULL))
 		TH_LOG("cannot watch the daemon's answers with a seccomp "
 		       "listener");
-	self->ref.pid = self->d.pid;
-	ASSERT_EQ(0, pthread_create(&self->ref.thread, NULL, refuse_first,
-				    &self->ref));
-	self->ref.running = true;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ASSERT_EQ(0, ask(self, 1, CH_MANY, 0));
 	ASSERT_EQ(0, next_answer(self, SNAPBLK_FETCH_RESP_LEN_V3, &t0, &g));
@@ -1437,6 +1507,263 @@ TEST_F(sched, answers_16_bytes_to_an_api_3_module)
 	EXPECT_TRUE(log_has(&self->d, "takes 16-byte answers only"));
 	EXPECT_EQ(1, log_count(&self->d, "takes 16-byte answers only"));
 	EXPECT_TRUE(log_has(&self->d, "stopped: 2 fetched, 1 missing, "
+			    "0 errors"));
+}
+
+/*
+ * The same with four writers answering eight requests at once: the
+ * writes that began with 24 bytes before the first refusal came back
+ * (held 50 ms each, so that several do) are each sent again with 16; the
+ * fall back is logged once, every answer has 16 bytes and the data, and
+ * none is lost or counted as an error.
+ */
+TEST_F(sched, api_3_fallback_with_concurrent_writers)
+{
+	const char *args[] = { "--writers", "4", NULL };
+	struct timespec t0;
+	struct got g;
+	bool seen[8] = { false };
+	int i, refused;
+
+	self->ref.all_24 = true;
+	self->ref.delay_ms = 50;
+	ASSERT_EQ(0, start_refused(self, args))
+		TH_LOG("cannot watch the daemon's answers with a seccomp "
+		       "listener");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 8; i++)
+		ASSERT_EQ(0, ask(self, 1 + i, CH_MANY + i, 0));
+	for (i = 0; i < 8; i++) {
+		ASSERT_EQ(0, next_answer(self, SNAPBLK_FETCH_RESP_LEN_V3, &t0,
+					 &g));
+		EXPECT_EQ(SNAPBLK_FETCH_RESP_LEN_V3, g.resp.len);
+		EXPECT_EQ(0, g.resp.error);
+		EXPECT_TRUE(g.data_ok);
+		ASSERT_LE(1, g.id);
+		ASSERT_GE(8, g.id);
+		EXPECT_FALSE(seen[g.id - 1]);
+		seen[g.id - 1] = true;
+	}
+	EXPECT_EQ(0, stop(&self->d, SIGTERM));
+	refused = atomic_load(&self->ref.refused);
+	TH_LOG("%d answers refused with 24 bytes, then sent with 16",
+	       refused);
+	EXPECT_LE(1, refused);
+	EXPECT_GE(4, refused);
+	/* And a write that found the socket full (EAGAIN) was made again. */
+	EXPECT_LE(8 + refused, atomic_load(&self->ref.calls));
+	EXPECT_EQ(1, log_count(&self->d, "takes 16-byte answers only"));
+	EXPECT_TRUE(log_has(&self->d, "stopped: 8 fetched, 0 missing, "
+			    "0 errors"));
+}
+
+static long mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000L + t.tv_nsec / 1000000;
+}
+
+/* The holder's thread: every answer's write held h->hold_ms. */
+static void *hold_writes(void *arg)
+{
+	struct holder *h = arg;
+	struct pollfd p = { .fd = h->listener, .events = POLLIN };
+	struct { uint64_t id; long due; } held[HOLD_MAX];
+	struct seccomp_notif req;
+	struct seccomp_notif_resp resp;
+	int nheld = 0, i, timeout;
+	bool stop;
+	long now;
+
+	for (;;) {
+		/* Let through the writes held long enough (all, stopping). */
+		stop = atomic_load(&h->stop);
+		now = mono_ms();
+		for (i = 0; i < nheld;) {
+			if (held[i].due > now && !stop) {
+				i++;
+				continue;
+			}
+			memset(&resp, 0, sizeof(resp));
+			resp.id = held[i].id;
+			resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+			ioctl(h->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+			held[i] = held[--nheld];
+		}
+		if (stop)
+			return NULL;
+		timeout = 50;
+		for (i = 0; i < nheld; i++)
+			if (held[i].due - now < timeout)
+				timeout = held[i].due - now;
+		if (poll(&p, 1, timeout) != 1)
+			continue;
+		if (p.revents & (POLLHUP | POLLERR))
+			return NULL;	/* the daemon is gone */
+		memset(&req, 0, sizeof(req));
+		if (ioctl(h->listener, SECCOMP_IOCTL_NOTIF_RECV, &req))
+			continue;
+		h->calls++;
+		for (i = 0; i < h->ntids && h->tids[i] != (pid_t)req.pid; i++)
+			;
+		if (i == h->ntids && i < HOLD_MAX)
+			h->tids[h->ntids++] = req.pid;
+		if (nheld == HOLD_MAX)
+			nheld--;	/* cannot happen: HOLD_MAX > writers */
+		held[nheld].id = req.id;
+		held[nheld].due = mono_ms() + h->hold_ms;
+		nheld++;
+		if (nheld > h->max_held)
+			h->max_held = nheld;
+	}
+}
+
+/*
+ * Start the daemon with --writers writers and every answer's write held
+ * hold_ms; then one request answered (the daemon is up).  0 or -1.
+ */
+static int start_held(FIXTURE_DATA(sched) *self, const char *writers,
+		      int hold_ms)
+{
+	const char *args[] = { "--writers", writers, NULL };
+	struct timespec t0;
+	struct got g;
+
+	self->d.listener_out = &self->hold.listener;
+	if (startv(&self->d, args))
+		return -1;
+	self->daemon_pid = self->d.pid;
+	self->hold.hold_ms = hold_ms;
+	if (pthread_create(&self->hold.thread, NULL, hold_writes, &self->hold))
+		return -1;
+	self->hold.running = true;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (ask(self, 1, CH_MANY, 0))
+		return -1;
+	return answers(self, &t0, &g, 1);
+}
+
+/* SIGTERM the daemon, then stop the holder: the daemon's exit status. */
+static int stop_held(FIXTURE_DATA(sched) *self)
+{
+	int status = stop(&self->d, SIGTERM);
+
+	atomic_store(&self->hold.stop, true);
+	pthread_join(self->hold.thread, NULL);
+	self->hold.running = false;
+	return status;
+}
+
+#define HOLD_MS		200
+
+/*
+ * With --writers writers and each answer's write held HOLD_MS: one
+ * answer (the daemon is up), then four requests at once, their answers
+ * in g (ms from when they were asked, and logged), then SIGTERM: 0, or
+ * -1 if any of it failed (an exit status but 0 too).
+ */
+static int four_held(FIXTURE_DATA(sched) *self, const char *writers,
+		     struct got *g)
+{
+	struct timespec t0;
+	int i;
+
+	if (start_held(self, writers, HOLD_MS))
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 4; i++)
+		if (ask(self, 10 + i, CH_MANY + 1 + i, 0))
+			return -1;
+	if (answers(self, &t0, g, 4))
+		return -1;
+	ksft_print_msg("--writers %s, each write %d ms: four answers, the "
+		       "first after %ld ms, the last after %ld ms\n", writers,
+		       HOLD_MS, g[0].ms, g[3].ms);
+	return stop_held(self) ? -1 : 0;
+}
+
+/*
+ * A kernel that takes 200 ms in each answer's write() (verifying and
+ * decrypting): with --writers 4, four answers are written at once, by
+ * four threads other than the event loop, and all four come in about
+ * 200 ms, not 800.
+ */
+TEST_F(sched, writers_write_answers_concurrently)
+{
+	struct got g[4];
+	int i;
+
+	ASSERT_EQ(0, four_held(self, "4", g))
+		TH_LOG("cannot hold the daemon's answers with a seccomp "
+		       "listener, or they did not come");
+	EXPECT_LE(HOLD_MS, g[0].ms);
+	EXPECT_GT(2 * HOLD_MS, g[3].ms);
+	EXPECT_EQ(5, self->hold.calls);
+	EXPECT_EQ(4, self->hold.max_held);
+	EXPECT_EQ(4, self->hold.ntids);
+	for (i = 0; i < self->hold.ntids; i++)
+		EXPECT_NE(self->daemon_pid, self->hold.tids[i]);
+	EXPECT_TRUE(log_has(&self->d, "answers written by 4 threads"));
+	EXPECT_TRUE(log_has(&self->d, "stopped: 5 fetched, 0 missing, "
+			    "0 errors"));
+}
+
+/*
+ * --writers 0: the event loop writes every answer itself, one after the
+ * other (four take 4 x 200 ms), and they are all right.
+ */
+TEST_F(sched, writers_0_writes_answers_from_the_loop)
+{
+	struct got g[4];
+
+	ASSERT_EQ(0, four_held(self, "0", g))
+		TH_LOG("cannot hold the daemon's answers with a seccomp "
+		       "listener, or they did not come");
+	/* Each hold is timed in whole ms: a few ms short at most. */
+	EXPECT_LE(4 * HOLD_MS - 10, g[3].ms);
+	EXPECT_EQ(5, self->hold.calls);
+	EXPECT_EQ(1, self->hold.max_held);
+	EXPECT_EQ(1, self->hold.ntids);
+	EXPECT_EQ(self->daemon_pid, self->hold.tids[0]);
+	EXPECT_TRUE(log_has(&self->d, "answers written by the event loop "
+			    "(--writers 0)"));
+	EXPECT_TRUE(log_has(&self->d, "stopped: 5 fetched, 0 missing, "
+			    "0 errors"));
+}
+
+/*
+ * SIGTERM with answers queued for the writers, behind writes the kernel
+ * is slow to take: the daemon stops in about one write's time, not the
+ * queue's, dropping the answers not begun (the kernel re-queues their
+ * requests), and exits 0.
+ */
+TEST_F(sched, writers_stop_drops_queued_answers)
+{
+	const char *args[] = { "--writers", "1", NULL };
+	struct holder *h = &self->hold;
+	long took;
+	int i;
+
+	self->d.listener_out = &h->listener;
+	ASSERT_EQ(0, startv(&self->d, args));
+	h->hold_ms = 500;
+	ASSERT_EQ(0, pthread_create(&h->thread, NULL, hold_writes, h));
+	h->running = true;
+	for (i = 0; i < 8; i++)
+		ASSERT_EQ(0, ask(self, 1 + i, CH_MANY + i, 0));
+	/* The first answer is being written, the other 7 queued. */
+	usleep(250000);
+	EXPECT_EQ(0, stop_within(&self->d, SIGTERM, 3000, &took));
+	TH_LOG("stopped %ld ms after SIGTERM", took);
+	EXPECT_GT(1000, took);
+	atomic_store(&h->stop, true);
+	pthread_join(h->thread, NULL);
+	h->running = false;
+	/* The answer being written was finished, and the only one. */
+	EXPECT_EQ(1, h->calls);
+	EXPECT_TRUE(log_has(&self->d, "stopped: 1 fetched, 0 missing, "
 			    "0 errors"));
 }
 
