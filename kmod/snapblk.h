@@ -20,7 +20,7 @@
 #include <uapi/linux/snapblk.h>
 
 /* Module version, reported by modinfo and SNAPBLK_CMD_GET_INFO. */
-#define SNAPBLK_VERSION "0.5.0"
+#define SNAPBLK_VERSION "0.6.0"
 
 /* genl.c: the control family (registered last, unregistered first) */
 int snapblk_genl_init(void);

@@ -14,7 +14,7 @@
 #include <stdnoreturn.h>
 
 /* Version of the userspace tools, printed by each tool's --version. */
-#define SNAPBLK_TOOLS_VERSION "0.5.0"
+#define SNAPBLK_TOOLS_VERSION "0.6.0"
 
 /* Set once by main(); prefixes every message. */
 extern const char *prog_name;
