@@ -89,6 +89,7 @@ static blk_status_t snapblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 	struct snapblk_chunk *c;
 	u64 pos = (u64)blk_rq_pos(rq) << SECTOR_SHIFT;
 	blk_status_t sts = BLK_STS_OK;
+	u64 chunk;
 
 	blk_mq_start_request(rq);
 	if (req_op(rq) != REQ_OP_READ || READ_ONCE(dev->removing))
@@ -102,11 +103,12 @@ static blk_status_t snapblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 	INIT_LIST_HEAD(&cmd->node);
 	if (cmd->chunk >= dev->nr_chunks)
 		return BLK_STS_IOERR;
-	snapblk_bg_note_read(dev, cmd->chunk);
-	if (dev->table[cmd->chunk].flags & SNAPBLK_CHUNK_F_ZERO) {
+	chunk = cmd->chunk;
+	if (dev->table[chunk].flags & SNAPBLK_CHUNK_F_ZERO) {
 		snapblk_stat_inc(&dev->cl.stats, SNAPBLK_STAT_CACHE_HITS);
 		zero_rq(rq);
 		blk_mq_end_request(rq, BLK_STS_OK);
+		snapblk_bg_note_read(dev, chunk);
 		return BLK_STS_OK;
 	}
 	trace_touch(dev, cmd->chunk);
@@ -132,7 +134,12 @@ static blk_status_t snapblk_queue_rq(struct blk_mq_hw_ctx *hctx,
 		snapblk_chunk_put(c);
 		snapblk_rq_end(cmd, sts);
 	}
-	/* else: completed by the fetch path */
+	/*
+	 * else: completed by the fetch path (maybe already: @cmd is not
+	 * ours any more).  Readahead only now, so that this read's own
+	 * fetch is queued before the background ones it starts.
+	 */
+	snapblk_bg_note_read(dev, chunk);
 	return BLK_STS_OK;
 }
 
