@@ -189,20 +189,27 @@ static void __start(struct snapblk_fetch *f, struct snapblk_client *cl,
 	arm_scan();
 }
 
+/* Tell the eviction policy which bytes of @c @cmd's request reads. */
+static void touch_for(struct snapblk_chunk *c, struct snapblk_rq *cmd)
+{
+	u64 pos = (u64)blk_rq_pos(cmd->rq) << SECTOR_SHIFT;
+
+	snapblk_cache_touch(c, pos - cmd->chunk * cmd->cl->chunk_size,
+			    blk_rq_bytes(cmd->rq));
+}
+
 /* A hit on @c for @cmd: counters, residency, the eviction policy. */
 static struct snapblk_chunk *hit(struct snapblk_chunk *c,
 				 struct snapblk_rq *cmd)
 {
 	struct snapblk_client *cl = cmd->cl;
-	u64 pos = (u64)blk_rq_pos(cmd->rq) << SECTOR_SHIFT;
 
 	snapblk_stat_inc(&cl->stats, SNAPBLK_STAT_CACHE_HITS);
 	snapblk_stat_inc(&snapblk_global_stats, SNAPBLK_STAT_CACHE_HITS);
 	if (test_bit(cmd->chunk, cl->bg_unread_map) &&
 	    test_and_clear_bit(cmd->chunk, cl->bg_unread_map))
 		snapblk_stat_inc(&cl->stats, SNAPBLK_STAT_PREFETCH_USED);
-	snapblk_cache_touch(c, pos - cmd->chunk * cl->chunk_size,
-			    blk_rq_bytes(cmd->rq));
+	touch_for(c, cmd);
 	if (cmd->res && !test_bit(cmd->chunk, cl->resident_map))
 		snapblk_cache_add_resident(c, cl, cmd->chunk, &cmd->res);
 	return c;
@@ -449,13 +456,9 @@ static void fetch_complete(struct snapblk_fetch *f, int err, u32 tier,
 	if (origin)
 		origin->ops->get(origin);
 	list_for_each_entry(cmd, &waiters, node) {
-		u64 pos = (u64)blk_rq_pos(cmd->rq) << SECTOR_SHIFT;
-
 		origin_waits |= cmd->cl == origin;
 		if (c)
-			snapblk_cache_touch(c, pos - cmd->chunk *
-					    cmd->cl->chunk_size,
-					    blk_rq_bytes(cmd->rq));
+			touch_for(c, cmd);
 	}
 	if (c) {
 		spin_lock(&snapblk_cache_lock);
