@@ -211,6 +211,7 @@ int sb_manifest_seal(struct sb_manifest *m,
 	b->chunk_size = htole32(m->chunk_size);
 	b->chunk_count = htole64(m->chunk_count);
 	b->entry_len = htole32(ENTRY_LEN);
+	b->layout = htole32(m->layout);
 	memcpy(b->image_id, m->image_id, sizeof(b->image_id));
 	memcpy(b->secret_id, m->secret_id, sizeof(b->secret_id));
 
@@ -336,8 +337,9 @@ int sb_manifest_parse_body(void *body, size_t len, struct sb_manifest *m)
 	m->image_size = le64toh(b->image_size);
 	m->chunk_size = le32toh(b->chunk_size);
 	m->chunk_count = le64toh(b->chunk_count);
+	m->layout = le32toh(b->layout);
 	if (!m->image_size || !sb_chunk_size_valid(m->chunk_size) ||
-	    b->flags || b->__reserved || le32toh(b->entry_len) != ENTRY_LEN ||
+	    b->flags || le32toh(b->entry_len) != ENTRY_LEN ||
 	    m->chunk_count > SNAPBLK_MANIFEST_MAX_CHUNKS ||
 	    m->chunk_count != sb_manifest_chunks_for(m->image_size,
 						     m->chunk_size) ||

@@ -21,6 +21,7 @@ struct sb_manifest {
 	uint64_t image_size;
 	uint32_t chunk_size;
 	uint64_t chunk_count;
+	uint32_t layout;			/* SNAPBLK_LAYOUT_* */
 	uint8_t image_id[SNAPBLK_IMAGE_ID_LEN];
 	uint8_t secret_id[SNAPBLK_SECRET_ID_LEN];
 	struct snapblk_chunk_entry *chunks;	/* chunk_count, in body */

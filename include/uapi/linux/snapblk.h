@@ -421,6 +421,16 @@ enum snapblk_clone_stat {
 #define SNAPBLK_CHUNK_F_ZERO		(1U << 0)	/* all zero, not stored */
 #define SNAPBLK_CHUNK_F_ALL		SNAPBLK_CHUNK_F_ZERO
 
+/*
+ * struct snapblk_manifest_body.layout: which builder layout made the image
+ * (Documentation/format.md, "Flattening").  Informative only: readers
+ * accept any value; it shows when two images cannot share chunks because
+ * they were laid out differently.  Was __reserved (always 0) before.
+ */
+#define SNAPBLK_LAYOUT_RAW		0	/* an image file given as is */
+#define SNAPBLK_LAYOUT_MKE2FS		1	/* mke2fs -d (snapblk 0.6 and older) */
+#define SNAPBLK_LAYOUT_STABLE1		2	/* dedup-stable layout, version 1 */
+
 /* Unsealed manifest header: nothing in it is secret.  48 bytes. */
 struct snapblk_manifest_header {
 	__u8	magic[SNAPBLK_MANIFEST_MAGIC_LEN];	/* "SNAPBLKM" */
@@ -440,7 +450,7 @@ struct snapblk_manifest_body {
 	__le32	flags;			/* none defined yet: 0 */
 	__le64	chunk_count;		/* DIV_ROUND_UP(image_size, chunk_size) */
 	__le32	entry_len;		/* sizeof(struct snapblk_chunk_entry) */
-	__le32	__reserved;		/* 0 */
+	__le32	layout;			/* SNAPBLK_LAYOUT_*: how it was flattened */
 	__u8	image_id[SNAPBLK_IMAGE_ID_LEN];
 	__u8	secret_id[SNAPBLK_SECRET_ID_LEN];
 };

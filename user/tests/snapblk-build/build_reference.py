@@ -87,7 +87,8 @@ def unseal(tenant_key, data):
     body = AESGCM(enc_key).decrypt(nonce, data[HDR.size:], data[:HDR.size])
     size, csize, bflags, count, elen, res, iid, sid = BODY.unpack_from(body)
     assert csize & (csize - 1) == 0 and 65536 <= csize <= 4 << 20
-    assert bflags == 0 and res == 0 and elen == ENTRY.size
+    # res is the layout (SNAPBLK_LAYOUT_*): informative, any value
+    assert bflags == 0 and elen == ENTRY.size
     assert count == -(-size // csize) and len(body) == BODY.size + count * 72
     entries = [body[BODY.size + i * 72:BODY.size + (i + 1) * 72]
                for i in range(count)]
