@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@
 #define SB_READ_HINT "make it readable by this user (chmod, or run as " \
 		     "its owner or root)"
 
-/* Inodes with more than one name seen so far, by (dev, ino). */
+/* An inode with more than one name, by (dev, ino); in sb_dirwalk.inos. */
 struct sb_ino {
 	dev_t dev;
 	ino_t ino;
@@ -36,8 +37,7 @@ struct sb_ino {
 struct sb_dirwalk {
 	struct sb_tree *t;
 	char path[PATH_MAX];	/* the file being read */
-	struct sb_ino *inos;	/* owned; ninos of them */
-	size_t ninos, cap;
+	void *inos;		/* tsearch() tree of owned struct sb_ino */
 };
 
 static int sb_dir_nomem(struct sb_dirwalk *w)
@@ -125,42 +125,42 @@ static void sb_set_stat(struct sb_node *n, const struct stat *st)
 		n->size = (uint64_t)st->st_size;
 }
 
-/* A second name of an inode already in the tree: 1; 0 when new. */
-static int sb_seen_ino(struct sb_dirwalk *w, const struct stat *st,
-		       struct sb_node **first)
+static int sb_ino_cmp(const void *a, const void *b)
 {
-	size_t i;
+	const struct sb_ino *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/*
+ * *first: the first name of @st's inode when it has one already, else
+ * NULL with @n noted as its first name.  0, or -1 (reported).
+ */
+static int sb_first_name(struct sb_dirwalk *w, const struct stat *st,
+			 struct sb_node *n, struct sb_node **first)
+{
+	struct sb_ino *e, **found;
 
 	*first = NULL;
 	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
 		return 0;
-	for (i = 0; i < w->ninos; i++) {
-		if (w->inos[i].dev == st->st_dev &&
-		    w->inos[i].ino == st->st_ino) {
-			*first = w->inos[i].n;
-			return 1;
-		}
+	e = malloc(sizeof(*e));
+	if (!e)
+		return sb_dir_nomem(w);
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->n = n;
+	found = tsearch(e, &w->inos, sb_ino_cmp);
+	if (!found) {
+		free(e);
+		return sb_dir_nomem(w);
 	}
-	return 0;
-}
-
-static int sb_note_ino(struct sb_dirwalk *w, const struct stat *st,
-		       struct sb_node *n)
-{
-	if (S_ISDIR(st->st_mode) || st->st_nlink < 2)
-		return 0;
-	if (w->ninos == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		struct sb_ino *v = realloc(w->inos, cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		w->inos = v;
-		w->cap = cap;
+	if (*found != e) {
+		*first = (*found)->n;
+		free(e);
 	}
-	w->inos[w->ninos].dev = st->st_dev;
-	w->inos[w->ninos].ino = st->st_ino;
-	w->inos[w->ninos++].n = n;
 	return 0;
 }
 
@@ -184,13 +184,13 @@ static int sb_add_entry(struct sb_dirwalk *w, struct sb_node *dir,
 	n = sb_node_add(w->t, dir, name, st.st_mode & S_IFMT, 0);
 	if (!n)
 		return sb_dir_nomem(w);
-	if (sb_seen_ino(w, &st, &first)) {
+	if (sb_first_name(w, &st, n, &first))
+		return -1;
+	if (first) {
 		sb_node_link(n, first);
 		return 0;
 	}
 	sb_set_stat(n, &st);
-	if (sb_note_ino(w, &st, n))
-		return sb_dir_nomem(w);
 	if (sb_read_xattrs(w, n))
 		return -1;
 	if (S_ISLNK(st.st_mode)) {
@@ -318,7 +318,7 @@ int sb_tree_add_dir(struct sb_tree *t, const char *dir)
 		goto out;
 	ret = sb_walk_dir(w, t->root);
 out:
-	free(w->inos);
+	tdestroy(w->inos, free);
 	free(w);
 	return ret;
 }

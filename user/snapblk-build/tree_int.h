@@ -86,11 +86,12 @@ void sb_node_promote(struct sb_node *n);
 /* Add @n as another name of @target's inode (primary or not). */
 void sb_node_link(struct sb_node *n, struct sb_node *target);
 
-/* Replace @n's xattrs with a copy; 0 or -ENOMEM.  Duplicates: last wins. */
+/* Extended attributes being gathered for one node; owned by the caller. */
 struct sb_xattr_set {
 	struct sb_xattr *v;	/* owned; sorted by sb_xattrs_sort() */
-	unsigned int n, cap;
+	unsigned int n, cap;	/* used and allocated entries */
 };
+/* Add a copy of @name = @value; 0 or -ENOMEM.  Duplicates: last wins. */
 int sb_xattrs_add(struct sb_xattr_set *s, const char *name,
 		  const void *value, size_t len);
 void sb_xattrs_sort(struct sb_xattr_set *s);

@@ -669,7 +669,8 @@ TEST_F(tmp, from_dir_equals_a_tar_of_the_same_directory)
 	ASSERT_EQ(0, sh("cd '%s' && printf 'hard' > h1 && ln h1 h2 && "
 			"mkdir -p sub && ln h1 sub/h3 && ln -s ../h1 sub/sym "
 			"&& printf x > suid && chmod 04711 suid && "
-			"mkfifo fifo && chmod 2775 sub", src));
+			"mkfifo fifo && chmod 2775 sub && touch sub/\303\251 "
+			"\"$(printf 'bad\\377')\"", src));
 	snprintf(p, sizeof(p), "%s/h1", src);
 	ASSERT_EQ(0, setxattr(p, "user.note", "v\0z", 3, 0));
 	snprintf(sock, sizeof(sock), "%s/sock", src);
@@ -701,6 +702,9 @@ TEST_F(tmp, from_dir_equals_a_tar_of_the_same_directory)
 	EXPECT_NE(NULL, strstr(sd, "/suid 104711"));
 	EXPECT_NE(NULL, strstr(sd, "/fifo 10644"));
 	EXPECT_NE(NULL, strstr(sd, "/Debian 40750"));
+	/* Names are bytes: UTF-8 and not, whatever the locale. */
+	EXPECT_NE(NULL, strstr(sd, "/sub/\303\251 100644"));
+	EXPECT_NE(NULL, strstr(sd, "/bad\377 100644"));
 	EXPECT_GT(d->nodes, 100);
 
 	/* The data passes deliver the same bytes: the files' own. */
