@@ -13,6 +13,7 @@
 
 #include "chunk.h"
 #include "manifest.h"
+#include "util.h"
 
 #define HDR_LEN		sizeof(struct snapblk_manifest_header)
 #define BODY_HDR_LEN	sizeof(struct snapblk_manifest_body)
@@ -62,6 +63,21 @@ const char *sb_manifest_strerror(int err)
 	if (err < 0 || (size_t)err >= sizeof(errors) / sizeof(errors[0]))
 		return "unknown manifest error";
 	return errors[err][0];
+}
+
+int sb_manifest_exit(int err)
+{
+	switch (err) {
+	case SB_MF_AUTH:
+		return SB_EXIT_AUTH;
+	case SB_MF_FOREIGN:
+	case SB_MF_TRUNCATED:
+	case SB_MF_VERSION:
+	case SB_MF_MALFORMED:
+		return SB_EXIT_MANIFEST;
+	default:
+		return EXIT_FAIL;
+	}
 }
 
 const char *sb_manifest_hint(int err)

@@ -52,6 +52,12 @@ enum sb_manifest_err {
 /* What went wrong, and what the user can do about it. */
 const char *sb_manifest_strerror(int err);
 const char *sb_manifest_hint(int err);
+/*
+ * The exit status every tool gives for err: SB_EXIT_AUTH (4) for
+ * SB_MF_AUTH; SB_EXIT_MANIFEST (5) for not a manifest, truncated,
+ * unsupported version or malformed; EXIT_FAIL (1) otherwise (util.h).
+ */
+int sb_manifest_exit(int err);
 
 /* DIV_ROUND_UP(image_size, chunk_size) */
 uint64_t sb_manifest_chunks_for(uint64_t image_size, uint32_t chunk_size);

@@ -3,6 +3,7 @@
  * Directory chunk store with atomic, batched-durable writes, and reads
  * that a hostile store cannot block or lead outside.  See store.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -11,29 +12,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hex.h"
 #include "chunk.h"
 #include "file.h"
 #include "store.h"
+#include "util.h"
 
 /* ".tmp-" + 64 hex + "-" + pid + "-" + sequence */
 #define TMP_NAME_LEN	(3 + 5 + 2 * SNAPBLK_ADDR_LEN + 24 + 1)
 
+/* A chunk written under its temporary name, not yet renamed. */
 struct pending {
-	char tmp[TMP_NAME_LEN];
-	char name[SB_STORE_NAME_LEN];
+	char tmp[TMP_NAME_LEN];		/* relative to the store directory */
+	char name[SB_STORE_NAME_LEN];	/* its final name */
+	int reg;			/* sb_tmp_begin() slot, or < 0 */
 };
 
+/*
+ * An open store.  dirfd and chunk_size are set at open and read-only
+ * after; lock guards fanout_made, seq and the pending batch (pending,
+ * npending, cap, pending_bytes), which sb_store_sync() and
+ * sb_store_close() take without it (they run once the putters are done).
+ */
 struct sb_store {
-	int dirfd;
+	int dirfd;			/* the store directory */
 	uint32_t chunk_size;
 	pthread_mutex_t lock;
-	bool fanout_made[256];
-	unsigned long seq;
+	bool fanout_made[256];		/* fan-out directories known to exist */
+	unsigned long seq;		/* the next temporary file's number */
 	struct pending *pending;	/* written, not yet synced */
 	size_t npending, cap;
 	uint64_t pending_bytes;
@@ -79,8 +91,10 @@ void sb_store_close(struct sb_store *st)
 
 	if (!st)
 		return;
-	for (i = 0; i < st->npending; i++)
+	for (i = 0; i < st->npending; i++) {
 		unlinkat(st->dirfd, st->pending[i].tmp, 0);
+		sb_tmp_forget(st->pending[i].reg);
+	}
 	free(st->pending);
 	pthread_mutex_destroy(&st->lock);
 	close(st->dirfd);
@@ -112,6 +126,7 @@ static int commit(struct sb_store *st, struct pending *p, size_t n)
 			ret = -errno;
 		if (ret)
 			unlinkat(st->dirfd, p[i].tmp, 0);
+		sb_tmp_forget(p[i].reg);
 	}
 	return ret;
 }
@@ -154,15 +169,25 @@ int sb_store_put(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
 	snprintf(p.tmp, sizeof(p.tmp), "%.2s/.tmp-%s-%d-%lu", p.name,
 		 p.name + 3, (int)getpid(), seq);
 
+	/* Registered so that a signal handler can remove it. */
+	p.reg = sb_tmp_begin(st->dirfd, p.tmp);
+	if (p.reg == -EINTR)
+		return p.reg;
 	fd = openat(st->dirfd, p.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0644);
-	if (fd < 0)
-		return -errno;
+	ret = fd < 0 ? -errno : 0;
+	if (p.reg >= 0)
+		sb_tmp_created(p.reg);
+	if (ret) {
+		sb_tmp_forget(p.reg);
+		return ret;
+	}
 	ret = sb_write_all(fd, data, len);
 	if (close(fd) < 0 && !ret)
 		ret = -errno;
 	if (ret) {
 		unlinkat(st->dirfd, p.tmp, 0);
+		sb_tmp_forget(p.reg);
 		return ret;
 	}
 
@@ -173,6 +198,7 @@ int sb_store_put(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
 		if (!q) {
 			pthread_mutex_unlock(&st->lock);
 			unlinkat(st->dirfd, p.tmp, 0);
+			sb_tmp_forget(p.reg);
 			return -ENOMEM;
 		}
 		st->pending = q;
@@ -371,4 +397,82 @@ int sb_store_read(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
 	ret = sb_store_read_chunk(st, addr, buf, len, &found);
 	*size = found.size;
 	return ret;
+}
+
+int sb_store_mkdir(const char *dir)
+{
+	return sb_mkdir_p(dir, 0755);
+}
+
+int sb_store_walk(struct sb_store *st, sb_store_walk_fn fn, void *arg)
+{
+	char fan[3];
+	struct dirent *d;
+	struct stat s;
+	DIR *dir;
+	int i, fd, ret = 0;
+
+	for (i = 0; i < 256 && !ret; i++) {
+		snprintf(fan, sizeof(fan), "%02x", i);
+		dir = sb_opendirat(st->dirfd, fan, O_NOFOLLOW);
+		if (!dir) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		fd = dirfd(dir);
+		while (!ret && (d = readdir(dir))) {
+			if (d->d_name[0] == '.' && (!d->d_name[1] ||
+			    (d->d_name[1] == '.' && !d->d_name[2])))
+				continue;
+			if (fstatat(fd, d->d_name, &s, AT_SYMLINK_NOFOLLOW) < 0) {
+				if (errno == ENOENT)
+					continue;
+				ret = -errno;
+				break;
+			}
+			ret = fn(arg, fd, fan, d->d_name, &s);
+		}
+		closedir(dir);
+	}
+	return ret;
+}
+
+/* sb_store_sweep_tmp()'s walk: what to do, and the last error. */
+struct sweep {
+	bool remove;
+	uint64_t *count;
+	int err;
+};
+
+static int sweep_one(void *arg, int fanfd, const char *fan, const char *name,
+		     const struct stat *s)
+{
+	struct sweep *sw = arg;
+
+	(void)fan;
+	if (!strncmp(name, ".tmp-", 5))
+		sw->err = sb_sweep_tmp_entry(fanfd, name, s, sw->remove,
+					     sw->count) ?: sw->err;
+	return 0;
+}
+
+int sb_store_sweep_tmp(struct sb_store *st, bool remove, uint64_t *count)
+{
+	struct sweep sw = { remove, count, 0 };
+	int ret;
+
+	ret = sb_store_walk(st, sweep_one, &sw);
+	return ret ? ret : sw.err;
+}
+
+int sb_store_lock(struct sb_store *st, bool exclusive, bool wait)
+{
+	int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
+
+	while (flock(st->dirfd, op) < 0) {
+		if (errno != EINTR)
+			return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	}
+	return 0;
 }

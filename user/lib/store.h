@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <linux/snapblk.h>
 
@@ -82,5 +83,33 @@ int sb_store_read(struct sb_store *st, const uint8_t addr[SNAPBLK_ADDR_LEN],
 
 /* "fifo", "directory", ... for a file type (S_IFMT bits). */
 const char *sb_store_type_name(unsigned int type);
+
+/*
+ * flock() the store directory: shared for a build (create), exclusive
+ * for a garbage collection that deletes, so that gc never deletes a chunk
+ * a running build found present and is about to reference.  -EBUSY when
+ * !wait and another holds it; released by sb_store_close().
+ */
+int sb_store_lock(struct sb_store *st, bool exclusive, bool wait);
+
+/* Create the store directory and its missing parents (mode 0755). */
+int sb_store_mkdir(const char *dir);
+
+/*
+ * Call fn for every entry (chunks, temporary files, anything else) of
+ * every fan-out directory "00" to "ff", with the fan-out directory's
+ * descriptor and name, the entry's name and its lstat.  A non-zero return
+ * from fn stops the walk and is returned.  Not while others write.
+ */
+typedef int (*sb_store_walk_fn)(void *arg, int fanfd, const char *fan,
+				const char *name, const struct stat *s);
+int sb_store_walk(struct sb_store *st, sb_store_walk_fn fn, void *arg);
+
+/*
+ * Remove (with remove; else only count) the stale temporary chunk files
+ * (".tmp-ADDR-PID-SEQ": sb_tmp_is_stale() in util.h) of builds that were
+ * killed; *count is increased by their number.
+ */
+int sb_store_sweep_tmp(struct sb_store *st, bool remove, uint64_t *count);
 
 #endif

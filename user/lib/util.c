@@ -1,9 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -140,4 +147,163 @@ const char *sb_fmt_size(uint64_t v, enum sb_size_style style, char *buf,
 			snprintf(buf, len, "%.1f %s", (double)v / div, iec[u]);
 	}
 	return buf;
+}
+
+/* ------------------------------------------------ temporary files */
+
+enum { TMP_FREE, TMP_FILLING, TMP_USED };
+
+/*
+ * One registered temporary file.  state moves FREE -> FILLING (the
+ * claiming thread alone writes dirfd and name) -> USED (the handler may
+ * read them) -> FREE; only compare-and-swap and stores change it.
+ */
+struct tmp_slot {
+	atomic_int state;
+	int dirfd;
+	char name[PATH_MAX];
+};
+
+static struct tmp_slot tmp_slots[SB_TMP_SLOTS];
+/* Set by the handler: no new temporary file from then on. */
+static atomic_bool tmp_dying;
+/* Threads between sb_tmp_begin() and sb_tmp_created(). */
+static atomic_int tmp_creating;
+/* Whether this thread is one of them (the handler may run inside). */
+static __thread volatile sig_atomic_t tmp_self_creating;
+static void (*tmp_abort_hook)(void);
+
+int sb_tmp_begin(int dirfd, const char *name)
+{
+	size_t len = strlen(name);
+	int i, expect;
+
+	if (len >= PATH_MAX)
+		return -ENAMETOOLONG;
+	/* Counted first, so that the handler waits for this create. */
+	atomic_fetch_add(&tmp_creating, 1);
+	tmp_self_creating = 1;
+	if (atomic_load(&tmp_dying)) {
+		sb_tmp_created(-1);
+		return -EINTR;
+	}
+	for (i = 0; i < SB_TMP_SLOTS; i++) {
+		expect = TMP_FREE;
+		if (atomic_compare_exchange_strong(&tmp_slots[i].state,
+						   &expect, TMP_FILLING))
+			break;
+	}
+	if (i == SB_TMP_SLOTS) {
+		sb_tmp_created(-1);
+		return -ENOSPC;
+	}
+	tmp_slots[i].dirfd = dirfd;
+	memcpy(tmp_slots[i].name, name, len + 1);
+	atomic_store(&tmp_slots[i].state, TMP_USED);
+	return i;
+}
+
+void sb_tmp_created(int id)
+{
+	(void)id;
+	tmp_self_creating = 0;
+	atomic_fetch_sub(&tmp_creating, 1);
+}
+
+void sb_tmp_forget(int id)
+{
+	if (id >= 0 && id < SB_TMP_SLOTS)
+		atomic_store(&tmp_slots[id].state, TMP_FREE);
+}
+
+static void tmp_handler(int sig)
+{
+	struct timespec ms = { 0, 1000 * 1000 };
+	int i, others, saved = errno;
+
+	atomic_store(&tmp_dying, true);
+	/* Let creates in other threads finish (at most a second). */
+	for (i = 0; i < 1000; i++) {
+		others = atomic_load(&tmp_creating) - !!tmp_self_creating;
+		if (others <= 0)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	for (i = 0; i < SB_TMP_SLOTS; i++)
+		if (atomic_load(&tmp_slots[i].state) == TMP_USED)
+			unlinkat(tmp_slots[i].dirfd, tmp_slots[i].name, 0);
+	if (tmp_abort_hook)
+		tmp_abort_hook();
+	errno = saved;
+	/* SA_RESETHAND put the default action back; SA_NODEFER: no block. */
+	raise(sig);
+}
+
+int sb_tmp_install_signals(void (*abort_hook)(void))
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	struct sigaction sa, old;
+	size_t i;
+
+	tmp_abort_hook = abort_hook;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = tmp_handler;
+	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	/* One handler at a time: a second signal waits for the first. */
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&sa.sa_mask, sigs[i]);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		if (sigaction(sigs[i], NULL, &old) < 0)
+			return -errno;
+		/* Ignored (nohup, a shell's background job): stays so. */
+		if (old.sa_handler == SIG_IGN)
+			continue;
+		if (sigaction(sigs[i], &sa, NULL) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+long sb_tmp_name_pid(const char *name)
+{
+	const char *p = strstr(name, ".tmp-"), *q;
+	long pid = 0;
+	int i;
+
+	if (!p)
+		return 0;
+	/* The last one: a manifest "x.tmp-1.m" has "x.tmp-1.m.tmp-PID". */
+	while ((q = strstr(p + 1, ".tmp-")))
+		p = q;
+	p += 5;
+	/* A store's ".tmp-ADDR-PID-SEQ": skip the address. */
+	for (i = 0; i < 64 && ((p[i] >= '0' && p[i] <= '9') ||
+			       (p[i] >= 'a' && p[i] <= 'f')); i++)
+		;
+	if (i == 64 && p[64] == '-')
+		p += 65;
+	if (*p < '1' || *p > '9')
+		return 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		pid = pid * 10 + (*p - '0');
+		if (pid > INT_MAX)
+			return 0;
+	}
+	if (*p && *p != '-')
+		return 0;
+	return pid;
+}
+
+int sb_tmp_is_stale(const char *name, long mtime, long now)
+{
+	long pid = sb_tmp_name_pid(name);
+
+	if (!pid)
+		return 0;
+	if (now - mtime > SB_TMP_STALE_SECS)
+		return 1;
+	if (pid == getpid())
+		return 0;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }

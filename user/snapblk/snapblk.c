@@ -197,7 +197,9 @@ static void usage(FILE *f)
 		"  -h, --help     this text\n"
 		"  -V, --version  same as the version command\n"
 		"\n"
-		"Exit status: 0 success, 1 failure, 2 usage error.\n"
+		"Exit status: 0 success, 1 failure, 2 usage error, 4 manifest\n"
+		"authentication failed (wrong key or damaged manifest), 5 not a\n"
+		"manifest, truncated, or unsupported version.\n"
 		"See snapblk(8).\n");
 }
 
@@ -338,8 +340,8 @@ static void load_manifest(const char *path, const char *key_file,
 	sb_load_tenant_key(key_file, key);
 	ret = sb_read_file(path, SB_MANIFEST_MAX_FILE_LEN, &buf, &len);
 	if (ret == -EFBIG)
-		die(EXIT_FAIL, 0, "check the manifest path: no manifest is "
-		    "this large", "%s: %s", path,
+		die(SB_EXIT_MANIFEST, 0, "check the manifest path: no manifest "
+		    "is this large", "%s: %s", path,
 		    sb_manifest_strerror(SB_MF_FOREIGN));
 	if (ret)
 		die(EXIT_FAIL, -ret, "check the manifest path",
@@ -350,8 +352,8 @@ static void load_manifest(const char *path, const char *key_file,
 	OPENSSL_cleanse(key, sizeof(key));
 	free(buf);
 	if (ret)
-		die(EXIT_FAIL, 0, sb_manifest_hint(ret), "%s: %s", path,
-		    sb_manifest_strerror(ret));
+		die(sb_manifest_exit(ret), 0, sb_manifest_hint(ret), "%s: %s",
+		    path, sb_manifest_strerror(ret));
 }
 
 int sb_cli_memfd(const char *name, const void *buf, size_t len,

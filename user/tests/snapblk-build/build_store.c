@@ -200,9 +200,10 @@ TEST(tenant_key_files)
 	ASSERT_EQ(0, sb_read_tenant_key(path, back, &loose));
 	EXPECT_FALSE(loose);
 	EXPECT_EQ(0, memcmp(key, back, 32));
-	/* Raw 32 bytes work too; anything else does not. */
+	/* Raw 32 bytes only with SB_KEY_RAW (--raw-key); nothing else. */
 	ASSERT_EQ(0, sb_write_file_atomic(path, key, 32, 0644, false));
-	ASSERT_EQ(0, sb_read_tenant_key(path, back, &loose));
+	EXPECT_EQ(-EBADMSG, sb_read_tenant_key(path, back, &loose));
+	ASSERT_EQ(0, sb_read_tenant_key_opt(path, SB_KEY_RAW, back, &loose));
 	EXPECT_TRUE(loose);
 	EXPECT_EQ(0, memcmp(key, back, 32));
 	ASSERT_EQ(0, sb_write_file_atomic(path, text, 40, 0600, false));

@@ -46,6 +46,20 @@ expect_fail() {
 	fi
 }
 
+# expect_status STATUS DESC PATTERN CMD...: expect_fail with STATUS.
+expect_status() {
+	local want=$1 d=$2 pat=$3 got
+	shift 3
+	"$@" >"$W/out" 2>"$W/err"
+	got=$?
+	if [ "$got" = "$want" ] && grep -qE "$pat" "$W/err"; then
+		ktap_test_pass "$d"
+	else
+		ktap_test_fail "$d (exit $got, expected $want)"
+		sed 's/^/# /' "$W/out" "$W/err"
+	fi
+}
+
 ktap_print_header
 ktap_set_plan 58
 
@@ -153,19 +167,19 @@ expect_exit 2 "events with an argument: exit 2" "$sb" events extra
  "$sbb" create img --store store --key-file key -c 64K -o img.m -q) \
 	>/dev/null 2>&1
 if [ -s "$W/img.m" ]; then
-	expect_fail "create with a wrong key: authentication failed, exit 1" \
+	expect_status 4 "create with a wrong key: authentication failed, exit 4" \
 		'img\.m: manifest authentication failed: wrong key or corrupted manifest' \
 		"$sb" create vm1 "$W/img.m" --key-file "$W/other"
 	grep -q -- '--key-file' "$W/err" &&
 		ktap_test_pass "create with a wrong key: the hint names --key-file" ||
 		ktap_test_fail "create with a wrong key: the hint names --key-file"
-	expect_fail "create with a damaged manifest: exit 1" \
+	expect_status 5 "create with a damaged manifest: exit 5" \
 		'not a snapblk manifest' \
 		"$sb" create vm1 "$W/key" --key-file "$W/key"
 else
-	for d in "create with a wrong key: authentication failed, exit 1" \
+	for d in "create with a wrong key: authentication failed, exit 4" \
 		 "create with a wrong key: the hint names --key-file" \
-		 "create with a damaged manifest: exit 1"; do
+		 "create with a damaged manifest: exit 5"; do
 		ktap_test_fail "$d (snapblk-build could not make a manifest)"
 	done
 fi
