@@ -56,7 +56,7 @@ static int sb_read_xattrs(struct sb_dirwalk *w, struct sb_node *n)
 
 	for (;;) {
 		len = llistxattr(w->path, NULL, 0);
-		if (len < 0 && (errno == ENOTSUP || errno == ENOSYS))
+		if (len < 0 && errno == ENOTSUP)
 			return 0;
 		if (len < 0)
 			goto fail;

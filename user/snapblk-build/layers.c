@@ -370,10 +370,14 @@ int sb_tree_add_layer(struct sb_tree *t, const char *path)
 			   path);
 		return -1;
 	}
-	if (!strcmp(path, "-"))
+	if (!strcmp(path, "-")) {
 		fd = sb_spool_stdin(t);
-	else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		err_report(errno, NULL, "cannot read layer %s: open", path);
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			err_report(errno, NULL, "cannot read layer %s: open",
+				   path);
+	}
 	if (fd < 0)
 		return -1;
 	v = realloc(t->layers, (t->nlayers + 1) * sizeof(*v));

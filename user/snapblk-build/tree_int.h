@@ -32,9 +32,12 @@ struct sb_nodex {
 	struct sb_node n;
 	struct sb_nodex *ring;	/* next name of the same inode */
 	struct sb_nodex *hnext;	/* chain in sb_treex.hash */
-	unsigned int seen;	/* last layer whose archive named this path
-				 * (itself or below it); for opaque dirs
-				 * and whiteouts: "from a lower layer" */
+	/*
+	 * The last layer whose archive named this path (itself or a path
+	 * below it): what opaque directories and whiteouts call "from a
+	 * lower layer" is seen != this layer.
+	 */
+	unsigned int seen;
 	bool dead;		/* being removed (sb_node_remove()) */
 	bool visited;		/* sb_tree_finish(): reached by the walk */
 };

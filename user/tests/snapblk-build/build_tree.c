@@ -429,7 +429,7 @@ TEST_F(tmp, hard_link_outlives_its_deleted_primary)
 		HARD("s", "r"), END
 	};
 	const struct ent e1[] = {
-		REG(".wh.a", ""), REG("r", "new!"), END
+		REG(".wh.a", ""), REG("r", "new!"), HARD("n", "z"), END
 	};
 	struct got g = { 0 };
 	struct sb_tree *t;
@@ -438,15 +438,19 @@ TEST_F(tmp, hard_link_outlives_its_deleted_primary)
 	t = two_layers(self->l0, self->l1, e0, e1);
 	ASSERT_NE(NULL, t);
 	s = dump_tree(t);
-	/* The primary is the first name in walk order: m, not z. */
+	/*
+	 * The primary is the first name in walk order: m, not z; n links
+	 * to a lower layer's file.
+	 */
 	EXPECT_STREQ("/ 40755 0 0 0 - -" TE " n2\n"
 		     "/b 100644 0 0 5 - -" T0 " n2\n"
 		     "/c 100644 0 0 5 =/b -" T0 " n2\n"
-		     "/m 100644 0 0 2 - -" T0 " n2\n"
+		     "/m 100644 0 0 2 - -" T0 " n3\n"
+		     "/n 100644 0 0 2 =/m -" T0 " n3\n"
 		     "/r 100644 0 0 4 - -" T0 " n1\n"
 		     "/s 100644 0 0 3 - -" T0 " n1\n"
-		     "/z 100644 0 0 2 =/m -" T0 " n2\n", s);
-	EXPECT_EQ(7, t->nodes);
+		     "/z 100644 0 0 2 =/m -" T0 " n3\n", s);
+	EXPECT_EQ(8, t->nodes);
 	EXPECT_EQ(5, t->inodes);
 	ASSERT_EQ(0, sb_tree_read_data(t, collect, &g));
 	EXPECT_STREQ("hello", got_file(&g, "b", NULL));
