@@ -54,12 +54,6 @@ void sb_json_fprint_string(FILE *f, const char *str)
 
 		if (c == '"' || c == '\\') {
 			fprintf(f, "\\%c", c);
-		} else if (c == '\n') {
-			fputs("\\n", f);
-		} else if (c == '\t') {
-			fputs("\\t", f);
-		} else if (c == '\r') {
-			fputs("\\r", f);
 		} else if (c < 0x20 || c == 0x7f) {
 			fprintf(f, "\\u%04x", c);
 		} else if (c < 0x80) {

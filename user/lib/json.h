@@ -10,8 +10,8 @@
 
 /*
  * Write s to f as a JSON string literal, quotes included, always valid
- * UTF-8 JSON: '"' and '\' escaped; "\n", "\t", "\r" as such; other
- * control characters and DEL as \u00XX; well-formed UTF-8 sequences as
+ * UTF-8 JSON: '"' and '\' escaped; control characters and DEL as
+ * \u00XX; well-formed UTF-8 sequences as
  * they are; every byte that is not part of one (a file name in Latin-1,
  * a cut sequence, an overlong form, a surrogate) as \u00XX with XX the
  * byte's value.  Such an escape (\u0080 to \u00ff) therefore always

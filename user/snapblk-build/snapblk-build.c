@@ -9,8 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <libgen.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -36,11 +39,13 @@
 #include "util.h"
 
 
-/* Exit statuses beyond util.h's (documented in snapblk-build(1)). */
+/*
+ * Exit statuses beyond util.h's (documented in snapblk-build(1)); a
+ * manifest's errors give util.h's SB_EXIT_AUTH (4) and SB_EXIT_MANIFEST
+ * (5), as in every tool.
+ */
 enum {
 	EXIT_BAD_CHUNKS = 3,	/* verify found missing or damaged chunks */
-	EXIT_AUTH = 4,		/* manifest authentication failed */
-	EXIT_MANIFEST = 5,	/* not a manifest, truncated, unsupported */
 };
 
 #define MAX_JOBS	256
@@ -62,6 +67,9 @@ static const char usage_text[] =
 "                      its address and decrypts\n"
 "  inspect MANIFEST --key-file K [--json] [--chunks]\n"
 "                      show a manifest's header, sizes, counts, image ID\n"
+"  gc --store DIR --keep MANIFEST[:KEYFILE]... [--key-file K] [--delete]\n"
+"                      find (with --delete: delete) the chunks no kept\n"
+"                      manifest references; a dry run by default\n"
 "  keygen -o FILE      write a new random tenant key (mode 0600)\n"
 "  help [COMMAND]      this text, or a command's options\n"
 "\n"
@@ -82,11 +90,22 @@ static const char create_help[] =
 "each with a key derived from its content and the convergence secret,\n"
 "store each new one under its address and write the manifest, sealed\n"
 "with the tenant key.  Chunks already in the store are not rewritten;\n"
-"all-zero chunks are never stored.\n"
+"all-zero chunks are never stored, and the holes of a sparse IMAGE are\n"
+"not even read.\n"
 "\n"
-"  -s, --store DIR        chunk store directory (must exist)\n"
-"  -k, --key-file K       tenant key (from 'snapblk-build keygen')\n"
-"  -o, --output MANIFEST  where to write the sealed manifest\n"
+"  -s, --store DIR        chunk store directory (created, with its\n"
+"                         parents, mode 0755, if missing)\n"
+"  -k, --key-file K       tenant key (from 'snapblk-build keygen'): 64 hex\n"
+"                         digits, mode 0600 (readable by others: refused)\n"
+"      --raw-key          the key file is 32 raw bytes instead\n"
+"  -o, --output MANIFEST  where to write the sealed manifest (refused if\n"
+"                         it exists, unless --force)\n"
+"      --force            replace an existing MANIFEST and --image-out\n"
+"      --verify-existing  re-read the chunks the store has already and\n"
+"                         compare them with what they must hold (their\n"
+"                         SHA-256 is their address), instead of trusting\n"
+"                         their size; damaged ones are rewritten and\n"
+"                         counted\n"
 "  -S, --secret-file S    convergence secret (16 to 4096 bytes); images\n"
 "                         built with the same secret share chunks.\n"
 "                         Default: the documented public default secret\n"
@@ -96,19 +115,39 @@ static const char create_help[] =
 "  -q, --quiet            no progress bar and no summary\n"
 "      --json             print the summary as JSON\n"
 "\n"
-"Flattening a tree into a deterministic ext4 image first:\n"
-"      --from-dir DIR     the directory tree DIR\n"
-"      --from-tar FILE    the tar archive FILE (extracted to a temporary\n"
-"                         directory first)\n"
-"      --fs-size N        file system size (default: estimated from the\n"
-"                         tree; suffixes K, M, G, T)\n"
+"Flattening a tree into an ext4 image first (in the dedup-stable layout\n"
+"of Documentation/format.md: images that share layers or files share\n"
+"chunks; no privilege and no temporary tree needed):\n"
+"      --from-dir DIR     the directory tree DIR (owners, modes, xattrs\n"
+"                         and hard links as they are on disk)\n"
+"      --from-tar FILE    one tar archive (gzip, zstd, xz or plain;\n"
+"                         '-' reads standard input)\n"
+"      --layer FILE       a container layer (tar, compressed or not, or\n"
+"                         '-'); repeat, lowest first: applied in order\n"
+"                         with the OCI rules (.wh. whiteouts, opaque\n"
+"                         directories, hard links, devices, xattrs,\n"
+"                         owners and modes from the headers)\n"
+"      --from-oci DIR[:REF]  the layers of an OCI image layout (as\n"
+"                         'skopeo copy ... oci:DIR:REF' or umoci make),\n"
+"                         every digest checked; REF picks one of several\n"
+"      --fs-size N        file system size (default: a size class, 1 GiB\n"
+"                         times a power of 4, with 8x room; suffixes\n"
+"                         K, M, G, T)\n"
 "      --fs-uuid UUID     file system UUID and directory hash seed\n"
 "                         (default " SB_FLATTEN_UUID ")\n"
 "      --owner UID:GID    make every file owned by UID:GID\n"
-"      --image-out FILE   keep the ext4 image in FILE\n"
+"      --image-out FILE   keep the ext4 image in FILE (not inside the\n"
+"                         --from-dir tree: refused with exit 2)\n"
 "      --tmpdir DIR       temporary files (default $TMPDIR, /var/tmp)\n"
 "All inode times but mtime, and the file system's own times, are set to\n"
-"$SOURCE_DATE_EPOCH (default 1000000000).\n";
+"$SOURCE_DATE_EPOCH (default 1000000000).\n"
+"\n"
+"SIGINT, SIGTERM, SIGHUP or SIGQUIT end a build without leaving a\n"
+"temporary file (in the store, next to MANIFEST, an unfinished\n"
+"--image-out); the build then dies of that signal.  The temporary files\n"
+"of a build killed otherwise (kill -9, a crash) are removed by the next\n"
+"build into the same store, or by 'snapblk-build gc --delete': those\n"
+"whose process is not running on this host, or over an hour old.\n";
 
 static const char verify_help[] =
 "usage: snapblk-build verify MANIFEST --store DIR --key-file K\n"
@@ -118,14 +157,50 @@ static const char verify_help[] =
 "right size, its SHA-256 equal to its address, and decrypting to data\n"
 "that derives its key (checked when the image was built with the\n"
 "default secret, or with --secret-file).  Each bad chunk is reported on\n"
-"standard output; the exit status is 3 if there was any.\n";
+"standard output; the exit status is 3 if there was any.  --raw-key:\n"
+"the key file is 32 raw bytes, not hex.\n";
 
 static const char inspect_help[] =
 "usage: snapblk-build inspect MANIFEST --key-file K [--json] [--chunks]\n"
 "\n"
 "Unseal the manifest and show its format version, image size, chunk\n"
 "size, chunk counts, stored size and image ID.  --chunks lists every\n"
-"chunk's index, offset, flags and address (never its key).\n";
+"chunk's index, offset, flags and address (never its key).  --raw-key:\n"
+"the key file is 32 raw bytes, not hex.  In --json output, bytes of a\n"
+"name that are not UTF-8 are written as \\u00XX (XX the byte).\n";
+
+static const char gc_help[] =
+"usage: snapblk-build gc --store DIR --keep MANIFEST[:KEYFILE] [--keep ...]\n"
+"                        [--key-file K] [--raw-key] [--delete] [--verbose]\n"
+"                        [--json]\n"
+"       snapblk-build gc --store DIR --keep-nothing [--delete] ...\n"
+"\n"
+"Find the chunks in the store that no kept manifest references, and the\n"
+"stale temporary files of interrupted builds.  A DRY RUN by default: it\n"
+"says how many there are and how much they hold, and deletes nothing.\n"
+"\n"
+"  -s, --store DIR        the chunk store\n"
+"      --keep MANIFEST    a manifest whose chunks stay (repeat for each\n"
+"                         image in use); unsealed with --key-file\n"
+"      --keep MANIFEST:KEYFILE\n"
+"                         the same with its own tenant key (manifests of\n"
+"                         different tenants); the argument is split at\n"
+"                         its last ':', so a MANIFEST path with a colon\n"
+"                         needs its :KEYFILE\n"
+"  -k, --key-file K       the key of every --keep without its own\n"
+"      --raw-key          key files are 32 raw bytes, not hex\n"
+"      --keep-nothing     keep no manifest: every chunk is unreferenced\n"
+"                         (without it, gc with no --keep is refused)\n"
+"      --delete           delete them (and take the store's lock: refused\n"
+"                         while a build writes to the store)\n"
+"  -v, --verbose          list every file it deletes or would delete\n"
+"      --json             print the counts as JSON\n"
+"\n"
+"Every kept manifest is read first; if one cannot be read or unsealed,\n"
+"gc stops (exit 1, 4 or 5) before it looks at the store.  A temporary\n"
+"file is stale when the process named in it is not running on this\n"
+"host, or it is over an hour old.  Files that are not chunks are left\n"
+"alone and counted.\n";
 
 static const char keygen_help[] =
 "usage: snapblk-build keygen -o FILE [--force]\n"
@@ -195,21 +270,6 @@ static struct sb_store *open_store(const char *dir, uint32_t chunk_size,
 	return st;
 }
 
-static int manifest_exit(int err)
-{
-	switch (err) {
-	case SB_MF_AUTH:
-		return EXIT_AUTH;
-	case SB_MF_FOREIGN:
-	case SB_MF_TRUNCATED:
-	case SB_MF_VERSION:
-	case SB_MF_MALFORMED:
-		return EXIT_MANIFEST;
-	default:
-		return EXIT_FAIL;
-	}
-}
-
 /*
  * A file longer than any manifest: say whether it is a foreign file (most
  * likely: an image given for its manifest) or a damaged manifest.
@@ -229,19 +289,19 @@ static noreturn void too_long(const char *path)
 	ret = sb_manifest_parse_header(head, n > 0 ? n : 0, &hdr);
 	if (ret != SB_MF_FOREIGN && ret != SB_MF_VERSION)
 		ret = SB_MF_MALFORMED;
-	die(EXIT_MANIFEST, 0, sb_manifest_hint(ret), "%s: %s%s", path,
+	die(SB_EXIT_MANIFEST, 0, sb_manifest_hint(ret), "%s: %s%s", path,
 	    sb_manifest_strerror(ret), ret == SB_MF_MALFORMED ?
 	    " (longer than any manifest)" : "");
 }
 
 static void load_manifest(const char *path, const char *key_file,
-			  struct sb_manifest *m,
+			  unsigned int key_flags, struct sb_manifest *m,
 			  struct snapblk_manifest_header *hdr, size_t *len)
 {
 	uint8_t key[SNAPBLK_TENANT_KEY_LEN], *buf;
 	int ret;
 
-	sb_load_tenant_key(key_file, key);
+	sb_load_tenant_key_opt(key_file, key_flags, key);
 	ret = sb_read_file(path, SB_MANIFEST_MAX_FILE_LEN, &buf, len);
 	if (ret == -EFBIG)
 		too_long(path);
@@ -254,7 +314,7 @@ static void load_manifest(const char *path, const char *key_file,
 	OPENSSL_cleanse(key, sizeof(key));
 	free(buf);
 	if (ret)
-		die(manifest_exit(ret), 0, sb_manifest_hint(ret), "%s: %s",
+		die(sb_manifest_exit(ret), 0, sb_manifest_hint(ret), "%s: %s",
 		    path, sb_manifest_strerror(ret));
 }
 
@@ -317,10 +377,18 @@ static void pool_run(struct pool *p, void *(*fn)(void *), void *arg,
 	struct sb_progress bar;
 	struct timespec ts = { 0, 100 * 1000 * 1000 };
 	unsigned int i, started = 0;
+	sigset_t block, old;
 	int ret;
 
 	pthread_mutex_init(&p->lock, NULL);
 	atomic_store(&p->running, p->jobs);
+	/* Workers inherit a mask that keeps the signal handler off them. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
 	for (i = 0; i < p->jobs; i++) {
 		ret = pthread_create(&tid[i], NULL, fn, arg);
 		if (ret) {
@@ -331,6 +399,7 @@ static void pool_run(struct pool *p, void *(*fn)(void *), void *arg,
 		}
 		started++;
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	sb_progress_start(&bar, label, p->count * p->chunk_size, progress);
 	while (atomic_load(&p->running)) {
 		nanosleep(&ts, NULL);
@@ -365,17 +434,27 @@ struct addr_set {
 	pthread_mutex_t lock;
 };
 
+/*
+ * One create: set up by cmd_create(), then read by the workers, which
+ * write only their own chunks' entries in m, the atomic counters and
+ * (under its lock) seen.
+ */
 struct build {
 	struct pool pool;
-	int fd;
+	int fd;				/* the image */
 	uint64_t image_size;
-	const char *image;
+	bool sparse;			/* a regular file: SEEK_DATA works */
+	bool verify_existing;		/* compare chunks already stored */
+	const char *image;		/* its name, for messages */
 	struct sb_manifest *m;
 	struct sb_store *st;
 	const uint8_t *secret;
 	size_t secret_len;
 	struct addr_set seen;
-	atomic_uint_fast64_t zero, fresh, present, written;
+	/* zero: all-zero chunks (holes included); fresh: written; present:
+	 * already stored (or earlier in the image); damaged: stored but
+	 * wrong (--verify-existing), rewritten; written: bytes written. */
+	atomic_uint_fast64_t zero, fresh, present, damaged, written;
 };
 
 static int addr_set_init(struct addr_set *s, uint64_t n)
@@ -413,15 +492,32 @@ static bool addr_set_add(struct addr_set *s, const struct sb_manifest *m,
 	return fresh;
 }
 
+/*
+ * Read chunk idx into buf (zero-padded past the end of the image): 0, or
+ * 1 without reading when the chunk lies in a hole of a sparse file (it
+ * is all zero), or -errno (-ENODATA: the image shrank).
+ */
 static int read_chunk(struct build *b, uint64_t idx, uint8_t *buf)
 {
 	uint32_t cs = b->m->chunk_size;
 	uint64_t off = idx * cs;
 	size_t want = cs, got = 0;
 	ssize_t r;
+	off_t data;
 
 	if (off + want > b->image_size)
 		want = b->image_size - off;
+	if (b->sparse) {
+		/*
+		 * The next data at or after off; none (ENXIO) or only past
+		 * this chunk: a hole.  lseek() moves the shared file offset,
+		 * which pread() does not use.  Other errors: just read.
+		 */
+		data = lseek(b->fd, off, SEEK_DATA);
+		if ((data < 0 && errno == ENXIO) ||
+		    (data >= 0 && (uint64_t)data >= off + want))
+			return 1;
+	}
 	while (got < want) {
 		r = pread(b->fd, buf + got, want - got, off + got);
 		if (r < 0 && errno == EINTR)
@@ -436,8 +532,14 @@ static int read_chunk(struct build *b, uint64_t idx, uint8_t *buf)
 	return 0;
 }
 
-/* Store chunk idx's ciphertext unless the store has it already. */
-static int store_chunk(struct build *b, uint64_t idx, const uint8_t *ct)
+/*
+ * Store chunk idx's ciphertext unless the store has it already; with
+ * --verify-existing a stored copy is read (into scratch) and compared
+ * with ct byte for byte (so its SHA-256 is its address), and rewritten
+ * when it differs.
+ */
+static int store_chunk(struct build *b, uint64_t idx, const uint8_t *ct,
+		       uint8_t *scratch)
 {
 	const struct snapblk_chunk_entry *e = &b->m->chunks[idx];
 	uint32_t cs = b->m->chunk_size;
@@ -449,15 +551,29 @@ static int store_chunk(struct build *b, uint64_t idx, const uint8_t *ct)
 		return 0;
 	}
 	ret = sb_store_has(b->st, e->addr);
+	if (ret == 1 && b->verify_existing) {
+		uint64_t size;
+
+		ret = sb_store_read(b->st, e->addr, scratch, cs, &size);
+		if (!ret && !memcmp(scratch, ct, cs))
+			ret = 1;
+		else if (!ret || ret == -EMSGSIZE || ret == -ENOENT)
+			ret = 2;	/* damaged (or gone): rewrite */
+		if (ret < 0)
+			return ret;
+	}
 	if (ret == 1) {
 		atomic_fetch_add(&b->present, 1);
 		return 0;
 	}
-	if (!ret)
-		ret = sb_store_put(b->st, e->addr, ct, cs);
-	if (ret)
+	if (ret == 0 || ret == 2)
+		ret = sb_store_put(b->st, e->addr, ct, cs) ?: ret;
+	if (ret < 0)
 		return ret;
-	atomic_fetch_add(&b->fresh, 1);
+	if (ret == 2)
+		atomic_fetch_add(&b->damaged, 1);
+	else
+		atomic_fetch_add(&b->fresh, 1);
 	atomic_fetch_add(&b->written, cs);
 	return 0;
 }
@@ -481,9 +597,16 @@ static void *build_worker(void *arg)
 			  "cannot set up a worker");
 		goto out;
 	}
+	/* --verify-existing reads stored chunks into pt, no longer needed. */
 	while (pool_claim(p, &idx)) {
 		e = &b->m->chunks[idx];
 		ret = read_chunk(b, idx, pt);
+		if (ret == 1) {
+			e->flags = htole32(SNAPBLK_CHUNK_F_ZERO);
+			atomic_fetch_add(&b->zero, 1);
+			atomic_fetch_add(&p->done, 1);
+			continue;
+		}
 		if (ret) {
 			pool_fail(p, ret == -ENODATA ? 0 : -ret,
 				  "check that nothing changes the image while "
@@ -505,7 +628,9 @@ static void *build_worker(void *arg)
 				  (unsigned long long)idx);
 			break;
 		}
-		ret = store_chunk(b, idx, ct);
+		ret = store_chunk(b, idx, ct, pt);
+		if (ret == -EINTR)
+			break;	/* a signal: the handler ends the process */
 		if (ret) {
 			pool_fail(p, -ret, "check the store's free space and "
 				  "permissions", "cannot write chunk %llu to "
@@ -522,7 +647,7 @@ out:
 	return NULL;
 }
 
-static int open_image(const char *path, uint64_t *size)
+static int open_image(const char *path, uint64_t *size, bool *sparse)
 {
 	struct stat st;
 	int fd;
@@ -535,8 +660,11 @@ static int open_image(const char *path, uint64_t *size)
 		    "cannot open image %s", path);
 	if (fstat(fd, &st) < 0)
 		die(EXIT_FAIL, errno, NULL, "cannot stat image %s", path);
+	*sparse = false;
 	if (S_ISREG(st.st_mode)) {
 		*size = st.st_size;
+		/* Holes are skipped by SEEK_DATA, where the fs has it. */
+		*sparse = lseek(fd, 0, SEEK_DATA) >= 0 || errno == ENXIO;
 	} else if (S_ISBLK(st.st_mode)) {
 		if (ioctl(fd, BLKGETSIZE64, size) < 0)
 			die(EXIT_FAIL, errno, NULL,
@@ -553,11 +681,15 @@ static int open_image(const char *path, uint64_t *size)
 	return fd;
 }
 
+/* create's command line, as parse_create() leaves it. */
 struct create_opts {
 	const char *image, *store, *key_file, *secret_file, *output;
 	uint64_t chunk_size;
 	unsigned int jobs;
 	bool quiet, json;
+	bool force;		/* replace an existing -o and --image-out */
+	bool verify_existing;	/* re-read chunks the store has */
+	unsigned int key_flags;	/* SB_KEY_RAW with --raw-key */
 	struct sb_flatten_opts flat;
 	bool flatten;
 };
@@ -576,13 +708,15 @@ static void print_summary(const struct create_opts *o, struct build *b,
 	if (o->json) {
 		printf("{\"image_size\":%llu,\"chunk_size\":%u,"
 		       "\"chunks\":%llu,\"zero\":%llu,\"new\":%llu,"
-		       "\"present\":%llu,\"bytes_written\":%llu,"
+		       "\"present\":%llu,\"damaged\":%llu,"
+		       "\"bytes_written\":%llu,"
 		       "\"dedup_ratio\":%.4f,\"image_id\":\"%s\","
 		       "\"seconds\":%.3f,\"manifest\":",
 		       (unsigned long long)b->image_size, b->m->chunk_size,
 		       (unsigned long long)n, (unsigned long long)zero,
 		       (unsigned long long)fresh,
 		       (unsigned long long)present,
+		       (unsigned long long)atomic_load(&b->damaged),
 		       (unsigned long long)written, ratio, id, secs);
 		json_print_string(o->output);
 		printf("}\n");
@@ -595,6 +729,11 @@ static void print_summary(const struct create_opts *o, struct build *b,
 	printf("chunks:    %llu total, %llu zero, %llu new, %llu already "
 	       "present\n", (unsigned long long)n, (unsigned long long)zero,
 	       (unsigned long long)fresh, (unsigned long long)present);
+	if (o->verify_existing)
+		printf("verified:  %llu chunks already stored, %llu of them "
+		       "damaged and rewritten\n",
+		       (unsigned long long)present,
+		       (unsigned long long)atomic_load(&b->damaged));
 	sb_fmt_size(written, SB_SIZE_IEC, h1, sizeof(h1));
 	printf("written:   %s to %s\n", h1, o->store);
 	if (fresh)
@@ -627,10 +766,55 @@ static void parse_owner(const char *s, struct sb_flatten_opts *f)
 	f->gid = gid;
 }
 
+/*
+ * Whether path (which need not exist) would be dir or inside it, by the
+ * real paths of dir and of path's parent directory.
+ */
+static bool path_inside(const char *path, const char *dir)
+{
+	char rdir[PATH_MAX], rparent[PATH_MAX], copy[PATH_MAX];
+	size_t n;
+
+	if (!realpath(dir, rdir))
+		return false;
+	snprintf(copy, sizeof(copy), "%s", path);
+	if (!realpath(dirname(copy), rparent))
+		return false;
+	n = strlen(rdir);
+	if (n == 1)
+		return true;	/* "/" holds everything */
+	return !strncmp(rparent, rdir, n) &&
+	       (rparent[n] == '/' || rparent[n] == '\0');
+}
+
+/*
+ * Refuse outputs that would clobber something: an existing -o or
+ * --image-out without --force (exit 1), an --image-out inside the
+ * --from-dir tree it is made from (exit 2: it would be copied into
+ * itself).
+ */
+static void check_outputs(const struct create_opts *o)
+{
+	const char *img = o->flat.image_out;
+	struct stat st;
+
+	if (img && o->flat.src_dir && path_inside(img, o->flat.src_dir))
+		cmd_usage_die("create", "--image-out %s is inside the input "
+			      "tree %s: put it elsewhere", img,
+			      o->flat.src_dir);
+	if (!o->force && !lstat(o->output, &st))
+		die(EXIT_FAIL, 0, "give --force to replace it, or another -o",
+		    "manifest %s exists", o->output);
+	if (!o->force && img && !lstat(img, &st))
+		die(EXIT_FAIL, 0, "give --force to replace it, or another "
+		    "--image-out", "image %s exists", img);
+}
+
 static void parse_create(int argc, char **argv, struct create_opts *o)
 {
-	enum { O_FROM_DIR = 256, O_FROM_TAR, O_FS_SIZE, O_FS_UUID, O_OWNER,
-	       O_IMAGE_OUT, O_TMPDIR, O_JSON };
+	enum { O_FROM_DIR = 256, O_FROM_TAR, O_LAYER, O_FROM_OCI, O_FS_SIZE, O_FS_UUID, O_OWNER,
+	       O_IMAGE_OUT, O_TMPDIR, O_JSON, O_FORCE, O_VERIFY_EXISTING,
+	       O_RAW_KEY };
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, 's' },
 		{ "key-file", required_argument, NULL, 'k' },
@@ -643,14 +827,20 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 		{ "json", no_argument, NULL, O_JSON },
 		{ "from-dir", required_argument, NULL, O_FROM_DIR },
 		{ "from-tar", required_argument, NULL, O_FROM_TAR },
+		{ "layer", required_argument, NULL, O_LAYER },
+		{ "from-oci", required_argument, NULL, O_FROM_OCI },
 		{ "fs-size", required_argument, NULL, O_FS_SIZE },
 		{ "fs-uuid", required_argument, NULL, O_FS_UUID },
 		{ "owner", required_argument, NULL, O_OWNER },
 		{ "image-out", required_argument, NULL, O_IMAGE_OUT },
 		{ "tmpdir", required_argument, NULL, O_TMPDIR },
+		{ "force", no_argument, NULL, O_FORCE },
+		{ "verify-existing", no_argument, NULL, O_VERIFY_EXISTING },
+		{ "raw-key", no_argument, NULL, O_RAW_KEY },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long jobs;
+	unsigned int i, stdin_uses;
 	int opt, sources;
 
 	memset(o, 0, sizeof(*o));
@@ -697,6 +887,15 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 		case O_FROM_TAR:
 			o->flat.tar = optarg;
 			break;
+		case O_LAYER:
+			if (o->flat.nlayers == SB_FLATTEN_MAX_LAYERS)
+				cmd_usage_die("create", "at most %d --layer",
+					      SB_FLATTEN_MAX_LAYERS);
+			o->flat.layers[o->flat.nlayers++] = optarg;
+			break;
+		case O_FROM_OCI:
+			o->flat.oci = optarg;
+			break;
 		case O_FS_SIZE:
 			if (sb_parse_size(optarg, &o->flat.fs_size) ||
 			    o->flat.fs_size < (1 << 20))
@@ -715,6 +914,15 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 		case O_TMPDIR:
 			o->flat.tmpdir = optarg;
 			break;
+		case O_FORCE:
+			o->force = true;
+			break;
+		case O_VERIFY_EXISTING:
+			o->verify_existing = true;
+			break;
+		case O_RAW_KEY:
+			o->key_flags |= SB_KEY_RAW;
+			break;
 		default:
 			cmd_usage_die("create", "bad option");
 		}
@@ -723,15 +931,23 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 		o->image = argv[optind++];
 	if (optind < argc)
 		cmd_usage_die("create", "unexpected argument '%s'", argv[optind]);
-	sources = !!o->image + !!o->flat.src_dir + !!o->flat.tar;
+	sources = !!o->image + !!o->flat.src_dir + !!o->flat.tar +
+		  !!o->flat.nlayers + !!o->flat.oci;
 	if (sources != 1)
-		cmd_usage_die("create", "give exactly one of IMAGE, --from-dir and "
-			  "--from-tar");
+		cmd_usage_die("create", "give exactly one of IMAGE, --from-dir, "
+			      "--from-tar, --layer (one or more) and --from-oci");
+	for (i = 0, stdin_uses = !!(o->flat.tar && !strcmp(o->flat.tar, "-"));
+	     i < o->flat.nlayers; i++)
+		stdin_uses += !strcmp(o->flat.layers[i], "-");
+	if (stdin_uses > 1)
+		cmd_usage_die("create", "standard input ('-') can be read once");
+	o->flat.chunk_size = o->chunk_size;
 	o->flatten = !o->image;
 	if (!o->flatten && (o->flat.fs_size || o->flat.uuid ||
 			    o->flat.set_owner || o->flat.image_out))
 		cmd_usage_die("create", "--fs-size, --fs-uuid, --owner and "
-			  "--image-out go with --from-dir or --from-tar");
+			  "--image-out go with --from-dir, --from-tar, --layer "
+			  "or --from-oci");
 	if (!o->store || !o->key_file || !o->output)
 		cmd_usage_die("create", "--store, --key-file and -o are required");
 	if (!sb_chunk_size_valid(o->chunk_size))
@@ -743,12 +959,55 @@ static void parse_create(int argc, char **argv, struct create_opts *o)
 		    "SOURCE_DATE_EPOCH '%s' is not a valid time",
 		    getenv("SOURCE_DATE_EPOCH"));
 	o->flat.verbose = !o->quiet && isatty(STDERR_FILENO);
+	check_outputs(o);
+}
+
+/*
+ * Called by the signal handler (util.c) after it removed the registered
+ * temporary files: must be async-signal-safe.
+ */
+static void create_abort(void)
+{
+	/*
+	 * The flattener's part (async-signal-safe): its image and spool
+	 * files are O_TMPFILE (nothing named); this removes an unfinished
+	 * --image-out.
+	 */
+	sb_flatten_abort();
+}
+
+/*
+ * Remove the stale temporary files that builds killed before they could
+ * clean up left in the store and next to the manifest; say how many.
+ */
+static void sweep_stale(const struct create_opts *o, struct sb_store *st)
+{
+	char copy[PATH_MAX], prefix[NAME_MAX + 1];
+	uint64_t n = 0;
+	int dfd, ret;
+
+	ret = sb_store_sweep_tmp(st, true, &n);
+	if (ret)
+		err_report(-ret, NULL, "warning: cannot remove stale temporary "
+			   "files in store %s", o->store);
+	snprintf(copy, sizeof(copy), "%s", o->output);
+	dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		snprintf(copy, sizeof(copy), "%s", o->output);
+		snprintf(prefix, sizeof(prefix), "%s.tmp-", basename(copy));
+		sb_sweep_tmp(dfd, prefix, true, &n);
+		close(dfd);
+	}
+	if (n && !o->quiet && !o->json)
+		fprintf(stderr, "%s: removed %llu stale temporary files of "
+			"interrupted builds\n", prog_name,
+			(unsigned long long)n);
 }
 
 static int cmd_create(int argc, char **argv)
 {
 	uint8_t key[SNAPBLK_TENANT_KEY_LEN], *secret, *sealed;
-	struct sb_flatten flat = { .workdir = "" };
+	struct sb_flatten flat = { .fd = -1 };
 	struct sb_manifest m;
 	struct create_opts o;
 	struct build b;
@@ -757,11 +1016,27 @@ static int cmd_create(int argc, char **argv)
 	int ret;
 
 	parse_create(argc, argv, &o);
-	sb_load_tenant_key(o.key_file, key);
+	sb_load_tenant_key_opt(o.key_file, o.key_flags, key);
 	memset(&b, 0, sizeof(b));
+	b.verify_existing = o.verify_existing;
 	secret = read_secret(o.secret_file, &b.secret_len);
 	b.secret = secret;
+	/* From here on SIGINT and SIGTERM remove what this build made. */
+	ret = sb_tmp_install_signals(create_abort);
+	if (ret)
+		die(EXIT_FAIL, -ret, NULL, "cannot install signal handlers");
+	/* Like casync make: the store is created if it is missing. */
+	ret = sb_store_mkdir(o.store);
+	if (ret)
+		die(EXIT_FAIL, -ret, ret == -ENOTDIR ?
+		    "--store takes a directory: a part of the path is a file" :
+		    "check --store and its parent's permissions",
+		    "cannot create store %s", o.store);
 	b.st = open_store(o.store, o.chunk_size, true);
+	ret = sb_store_lock(b.st, false, true);
+	if (ret)
+		die(EXIT_FAIL, -ret, NULL, "cannot lock store %s", o.store);
+	sweep_stale(&o, b.st);
 
 	if (o.flatten) {
 		if (sb_flatten_run(&o.flat, &flat)) {
@@ -770,9 +1045,12 @@ static int cmd_create(int argc, char **argv)
 		}
 		o.image = flat.image;
 	}
-	b.image = o.flatten ? (o.flat.src_dir ? o.flat.src_dir : o.flat.tar) :
-		  o.image;
-	b.fd = open_image(o.image, &b.image_size);
+	b.image = !o.flatten ? o.image : o.flat.src_dir ? o.flat.src_dir :
+		  o.flat.tar ? o.flat.tar : o.flat.oci ? o.flat.oci :
+		  o.flat.layers[o.flat.nlayers - 1];
+	if (b.image && !strcmp(b.image, "-"))
+		b.image = "standard input";
+	b.fd = open_image(o.image, &b.image_size, &b.sparse);
 
 	ret = sb_manifest_init(&m, b.image_size, o.chunk_size);
 	if (ret)
@@ -793,6 +1071,7 @@ static int cmd_create(int argc, char **argv)
 		die(EXIT_FAIL, -ret, "check the OpenSSL installation",
 		    "cannot derive the secret id");
 	b.m = &m;
+	m.layout = o.flatten ? flat.layout : SNAPBLK_LAYOUT_RAW;
 	if (addr_set_init(&b.seen, m.chunk_count))
 		die(EXIT_FAIL, ENOMEM, NULL, "cannot build %s", b.image);
 
@@ -959,9 +1238,11 @@ static int cmd_verify(int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "raw-key", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *store = NULL, *key_file = NULL, *secret_file = NULL;
+	unsigned int key_flags = 0;
 	uint8_t def[32], def_id[SNAPBLK_SECRET_ID_LEN];
 	uint8_t sid[SNAPBLK_SECRET_ID_LEN], *secret;
 	struct snapblk_manifest_header hdr;
@@ -993,6 +1274,9 @@ static int cmd_verify(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
+		case 'R':
+			key_flags |= SB_KEY_RAW;
+			break;
 		case 'h':
 			fputs(verify_help, stdout);
 			return EXIT_OK;
@@ -1005,7 +1289,7 @@ static int cmd_verify(int argc, char **argv)
 	if (!store || !key_file)
 		cmd_usage_die("verify", "--store and --key-file are required");
 
-	load_manifest(argv[optind], key_file, &m, &hdr, &len);
+	load_manifest(argv[optind], key_file, key_flags, &m, &hdr, &len);
 	memset(&c, 0, sizeof(c));
 	c.m = &m;
 	c.st = open_store(store, m.chunk_size, false);
@@ -1075,8 +1359,10 @@ static int cmd_inspect(int argc, char **argv)
 		{ "json", no_argument, NULL, 'J' },
 		{ "chunks", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "raw-key", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
+	unsigned int key_flags = 0;
 	char id[2 * SNAPBLK_IMAGE_ID_LEN + 1];
 	char sid[2 * SNAPBLK_SECRET_ID_LEN + 1];
 	char hex[HEX_ADDR_LEN], h1[32], h2[32];
@@ -1100,6 +1386,9 @@ static int cmd_inspect(int argc, char **argv)
 		case 'C':
 			chunks = true;
 			break;
+		case 'R':
+			key_flags |= SB_KEY_RAW;
+			break;
 		case 'h':
 			fputs(inspect_help, stdout);
 			return EXIT_OK;
@@ -1112,7 +1401,7 @@ static int cmd_inspect(int argc, char **argv)
 	if (!key_file)
 		cmd_usage_die("inspect", "--key-file is required");
 	path = argv[optind];
-	load_manifest(path, key_file, &m, &hdr, &len);
+	load_manifest(path, key_file, key_flags, &m, &hdr, &len);
 	if (sb_manifest_count(&m, &zero, &distinct))
 		die(EXIT_FAIL, ENOMEM, NULL, "cannot inspect %s", path);
 	sb_hex(m.image_id, SNAPBLK_IMAGE_ID_LEN, id);
@@ -1197,6 +1486,251 @@ static int cmd_inspect(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---------------------------------------------------------------- gc */
+
+/* The addresses the kept manifests reference, sorted for bsearch(). */
+struct keep_set {
+	uint8_t (*addr)[SNAPBLK_ADDR_LEN];
+	size_t n, cap;
+};
+
+static int addr_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, SNAPBLK_ADDR_LEN);
+}
+
+static void keep_manifest(struct keep_set *k, const char *arg,
+			  const char *key_file, unsigned int key_flags)
+{
+	struct snapblk_manifest_header hdr;
+	char path[PATH_MAX], *colon;
+	struct sb_manifest m;
+	const char *kf = key_file;
+	uint8_t (*q)[SNAPBLK_ADDR_LEN];
+	size_t len;
+	uint64_t i;
+
+	snprintf(path, sizeof(path), "%s", arg);
+	/* MANIFEST:KEYFILE, split at the last colon. */
+	colon = strrchr(path, ':');
+	if (colon) {
+		*colon = '\0';
+		kf = colon + 1;
+	}
+	if (!kf || !*kf || !*path)
+		cmd_usage_die("gc", "--keep %s needs a key: give --key-file K "
+			      "or --keep MANIFEST:KEYFILE", arg);
+	/* An unreadable kept manifest stops gc: nothing is deleted. */
+	load_manifest(path, kf, key_flags, &m, &hdr, &len);
+	for (i = 0; i < m.chunk_count; i++) {
+		if (sb_entry_is_zero(&m.chunks[i]))
+			continue;
+		if (k->n == k->cap) {
+			k->cap = k->cap ? 2 * k->cap : 4096;
+			q = realloc(k->addr, k->cap * sizeof(*q));
+			if (!q)
+				die(EXIT_FAIL, ENOMEM, NULL, "cannot read %s",
+				    path);
+			k->addr = q;
+		}
+		memcpy(k->addr[k->n++], m.chunks[i].addr, SNAPBLK_ADDR_LEN);
+	}
+	sb_manifest_free(&m);
+}
+
+/* One gc pass over the store: what it found, and what it did. */
+struct gc_run {
+	const struct keep_set *keep;
+	bool remove, verbose, json;
+	const char *store;
+	uint64_t chunks, kept, garbage, garbage_bytes, tmp, tmp_bytes, other;
+	int err;		/* the last unlink error, or 0 */
+};
+
+static bool chunk_name(const char *fan, const char *name, uint8_t *addr)
+{
+	size_t i;
+
+	if (strlen(name) != 2 * SNAPBLK_ADDR_LEN || strncmp(name, fan, 2))
+		return false;
+	for (i = 0; i < 2 * SNAPBLK_ADDR_LEN; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') ||
+		      (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	return !sb_unhex(name, addr, SNAPBLK_ADDR_LEN);
+}
+
+static int gc_one(void *arg, int fanfd, const char *fan, const char *name,
+		  const struct stat *s)
+{
+	struct gc_run *g = arg;
+	uint8_t addr[SNAPBLK_ADDR_LEN];
+	bool tmp = false;
+
+	if (!strncmp(name, ".tmp-", 5) && S_ISREG(s->st_mode)) {
+		if (!sb_tmp_is_stale(name, s->st_mtime, time(NULL)))
+			return 0;	/* a running build's */
+		tmp = true;
+		g->tmp++;
+		g->tmp_bytes += s->st_size;
+	} else if (!S_ISREG(s->st_mode) || !chunk_name(fan, name, addr)) {
+		g->other++;
+		return 0;
+	} else {
+		g->chunks++;
+		if (g->keep->n && bsearch(addr, g->keep->addr, g->keep->n,
+					  SNAPBLK_ADDR_LEN, addr_cmp)) {
+			g->kept++;
+			return 0;
+		}
+		g->garbage++;
+		g->garbage_bytes += s->st_size;
+	}
+	if (g->verbose && !g->json)
+		printf("%s %s/%s/%s (%llu bytes%s)\n",
+		       g->remove ? "deleted" : "would delete", g->store, fan,
+		       name, (unsigned long long)s->st_size,
+		       tmp ? ", stale temporary file" : "");
+	if (g->remove && unlinkat(fanfd, name, 0) < 0 && errno != ENOENT)
+		g->err = -errno;
+	return 0;
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+	enum { O_KEEP = 256, O_DELETE, O_JSON, O_RAW_KEY, O_KEEP_NOTHING };
+	static const struct option opts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "keep", required_argument, NULL, O_KEEP },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "raw-key", no_argument, NULL, O_RAW_KEY },
+		{ "delete", no_argument, NULL, O_DELETE },
+		{ "keep-nothing", no_argument, NULL, O_KEEP_NOTHING },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *store = NULL, *key_file = NULL, **keeps;
+	unsigned int key_flags = 0;
+	bool keep_nothing = false;
+	struct keep_set k = { 0 };
+	struct gc_run g = { 0 };
+	struct sb_store *st;
+	char h1[32], h2[32];
+	int opt, ret, nkeep = 0, i;
+
+	keeps = calloc(argc, sizeof(*keeps));
+	if (!keeps)
+		die(EXIT_FAIL, ENOMEM, NULL, "cannot start gc");
+	while ((opt = getopt_long(argc, argv, "s:k:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			store = optarg;
+			break;
+		case O_KEEP:
+			keeps[nkeep++] = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case O_RAW_KEY:
+			key_flags |= SB_KEY_RAW;
+			break;
+		case O_DELETE:
+			g.remove = true;
+			break;
+		case O_KEEP_NOTHING:
+			keep_nothing = true;
+			break;
+		case O_JSON:
+			g.json = true;
+			break;
+		case 'v':
+			g.verbose = true;
+			break;
+		case 'h':
+			fputs(gc_help, stdout);
+			return EXIT_OK;
+		default:
+			cmd_usage_die("gc", "bad option");
+		}
+	}
+	if (optind != argc)
+		cmd_usage_die("gc", "unexpected argument '%s'", argv[optind]);
+	if (!store)
+		cmd_usage_die("gc", "--store is required");
+	if (!nkeep && !keep_nothing)
+		cmd_usage_die("gc", "give the manifests to keep (--keep); with "
+			      "none every chunk would go: --keep-nothing "
+			      "says that is meant");
+	if (nkeep && keep_nothing)
+		cmd_usage_die("gc", "--keep-nothing and --keep exclude each "
+			      "other");
+
+	/* Every kept manifest must open before anything is looked at. */
+	for (i = 0; i < nkeep; i++)
+		keep_manifest(&k, keeps[i], key_file, key_flags);
+	if (k.n)
+		qsort(k.addr, k.n, SNAPBLK_ADDR_LEN, addr_cmp);
+
+	/* Any chunk size: gc only looks at names and sizes. */
+	st = open_store(store, 0, g.remove);
+	if (g.remove) {
+		ret = sb_store_lock(st, true, false);
+		if (ret == -EBUSY)
+			die(EXIT_FAIL, 0, "wait for it to finish, then run gc "
+			    "again", "a build is writing to store %s", store);
+		if (ret)
+			die(EXIT_FAIL, -ret, NULL, "cannot lock store %s",
+			    store);
+	}
+	g.keep = &k;
+	g.store = store;
+	ret = sb_store_walk(st, gc_one, &g);
+	if (ret)
+		die(EXIT_FAIL, -ret, "check the store's permissions",
+		    "cannot read store %s", store);
+	if (g.remove && g.err)
+		err_report(-g.err, "check the store's permissions",
+			   "cannot delete some files in store %s", store);
+	if (g.json) {
+		printf("{\"store\":");
+		json_print_string(store);
+		printf(",\"deleted\":%s,\"kept_manifests\":%d,"
+		       "\"chunks\":%llu,\"referenced\":%llu,"
+		       "\"unreferenced\":%llu,\"unreferenced_bytes\":%llu,"
+		       "\"stale_tmp\":%llu,\"stale_tmp_bytes\":%llu,"
+		       "\"other\":%llu}\n", g.remove ? "true" : "false", nkeep,
+		       (unsigned long long)g.chunks,
+		       (unsigned long long)g.kept,
+		       (unsigned long long)g.garbage,
+		       (unsigned long long)g.garbage_bytes,
+		       (unsigned long long)g.tmp,
+		       (unsigned long long)g.tmp_bytes,
+		       (unsigned long long)g.other);
+	} else {
+		sb_fmt_size(g.garbage_bytes, SB_SIZE_IEC, h1, sizeof(h1));
+		sb_fmt_size(g.tmp_bytes, SB_SIZE_IEC, h2, sizeof(h2));
+		printf("%s: %llu chunks, %llu referenced by %d kept "
+		       "manifests\n", store, (unsigned long long)g.chunks,
+		       (unsigned long long)g.kept, nkeep);
+		printf("%s %llu unreferenced chunks (%s) and %llu stale "
+		       "temporary files (%s)%s\n",
+		       g.remove ? "freed:" : "would free:",
+		       (unsigned long long)g.garbage, h1,
+		       (unsigned long long)g.tmp, h2,
+		       g.remove ? "" : "; give --delete to delete them");
+		if (g.other)
+			printf("left alone: %llu files that are not chunks\n",
+			       (unsigned long long)g.other);
+	}
+	sb_store_close(st);
+	free(k.addr);
+	free(keeps);
+	return g.remove && g.err ? EXIT_FAIL : EXIT_OK;
+}
+
 /* ------------------------------------------------------------ keygen */
 
 static int cmd_keygen(int argc, char **argv)
@@ -1264,6 +1798,7 @@ static const struct command commands[] = {
 	{ "verify", verify_help, cmd_verify },
 	{ "inspect", inspect_help, cmd_inspect },
 	{ "keygen", keygen_help, cmd_keygen },
+	{ "gc", gc_help, cmd_gc },
 };
 
 static const struct command *find_command(const char *name)

@@ -280,7 +280,7 @@ TEST(json_strings)
 {
 	EXPECT_STREQ("\"plain\"", json("plain"));
 	EXPECT_STREQ("\"a\\\"b\\\\c\"", json("a\"b\\c"));
-	EXPECT_STREQ("\"\\n\\t\\r\\u0001\\u001f\\u007f\"",
+	EXPECT_STREQ("\"\\u000a\\u0009\\u000d\\u0001\\u001f\\u007f\"",
 		     json("\n\t\r\x01\x1f\x7f"));
 	/* Valid UTF-8 (2, 3 and 4 bytes) stays as it is. */
 	EXPECT_STREQ("\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"",
