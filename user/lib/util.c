@@ -154,16 +154,18 @@ const char *sb_fmt_size(uint64_t v, enum sb_size_style style, char *buf,
 enum { TMP_FREE, TMP_FILLING, TMP_USED };
 
 /*
- * One registered temporary file.  state moves FREE -> FILLING (the
- * claiming thread alone writes dirfd and name) -> USED (the handler may
- * read them) -> FREE; only compare-and-swap and stores change it.
+ * One registered temporary file: its directory and name.  tmp_state[i]
+ * moves FREE -> FILLING (the claiming thread alone writes tmp_slots[i])
+ * -> USED (the handler may read it) -> FREE; only compare-and-swap and
+ * stores change it.  The states are an array of their own, so that a scan
+ * reads a few cache lines, not a page per slot.
  */
 struct tmp_slot {
-	atomic_int state;
 	int dirfd;
 	char name[PATH_MAX];
 };
 
+static atomic_int tmp_state[SB_TMP_SLOTS];
 static struct tmp_slot tmp_slots[SB_TMP_SLOTS];
 /* Set by the handler: no new temporary file from then on. */
 static atomic_bool tmp_dying;
@@ -189,8 +191,8 @@ int sb_tmp_begin(int dirfd, const char *name)
 	}
 	for (i = 0; i < SB_TMP_SLOTS; i++) {
 		expect = TMP_FREE;
-		if (atomic_compare_exchange_strong(&tmp_slots[i].state,
-						   &expect, TMP_FILLING))
+		if (atomic_compare_exchange_strong(&tmp_state[i], &expect,
+						   TMP_FILLING))
 			break;
 	}
 	if (i == SB_TMP_SLOTS) {
@@ -199,7 +201,7 @@ int sb_tmp_begin(int dirfd, const char *name)
 	}
 	tmp_slots[i].dirfd = dirfd;
 	memcpy(tmp_slots[i].name, name, len + 1);
-	atomic_store(&tmp_slots[i].state, TMP_USED);
+	atomic_store(&tmp_state[i], TMP_USED);
 	return i;
 }
 
@@ -213,7 +215,7 @@ void sb_tmp_created(int id)
 void sb_tmp_forget(int id)
 {
 	if (id >= 0 && id < SB_TMP_SLOTS)
-		atomic_store(&tmp_slots[id].state, TMP_FREE);
+		atomic_store(&tmp_state[id], TMP_FREE);
 }
 
 static void tmp_handler(int sig)
@@ -230,7 +232,7 @@ static void tmp_handler(int sig)
 		nanosleep(&ms, NULL);
 	}
 	for (i = 0; i < SB_TMP_SLOTS; i++)
-		if (atomic_load(&tmp_slots[i].state) == TMP_USED)
+		if (atomic_load(&tmp_state[i]) == TMP_USED)
 			unlinkat(tmp_slots[i].dirfd, tmp_slots[i].name, 0);
 	if (tmp_abort_hook)
 		tmp_abort_hook();

@@ -88,7 +88,7 @@ interrupt() {
 		sleep 0.01
 	done
 	kill -"$1" "$pid"
-	wait "$pid"
+	wait "$pid" 2>/dev/null
 	rc=$?
 	children=$(pgrep -P "$pid" | wc -l)
 	alive=$(kill -0 "$pid" 2>/dev/null && echo 1 || echo 0)
