@@ -19,7 +19,6 @@
 
 #include "tree.h"
 
-#define SB_LAYOUT_VERSION	2	/* SNAPBLK_LAYOUT_STABLE1 */
 #define SB_BLOCK_SIZE		4096U
 #define SB_INODE_SIZE		256U
 #define SB_BLOCKS_PER_GROUP	32768U

@@ -1352,6 +1352,19 @@ static int cmd_verify(int argc, char **argv)
 
 /* ----------------------------------------------------------- inspect */
 
+/* SNAPBLK_LAYOUT_*, as inspect shows it. */
+static const char *layout_name(uint32_t layout)
+{
+	switch (layout) {
+	case SNAPBLK_LAYOUT_RAW:
+		return "raw image, or flattened by snapblk 0.6 or older";
+	case SNAPBLK_LAYOUT_STABLE1:
+		return "dedup-stable ext4, version 1";
+	default:
+		return "unknown: built by a newer snapblk-build";
+	}
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1419,7 +1432,8 @@ static int cmd_inspect(int argc, char **argv)
 		       "\"chunk_size\":%u,\"chunks\":%llu,\"zero\":%llu,"
 		       "\"stored\":%llu,\"distinct\":%llu,"
 		       "\"stored_bytes\":%llu,\"secret_id\":\"%s\","
-		       "\"default_secret\":%s",
+		       "\"default_secret\":%s,\"layout\":%u,"
+		       "\"layout_name\":\"%s\"",
 		       le32toh(hdr.version), le32toh(hdr.header_len),
 		       (unsigned long long)le64toh(hdr.body_len), len, id,
 		       (unsigned long long)m.image_size, m.chunk_size,
@@ -1428,7 +1442,8 @@ static int cmd_inspect(int argc, char **argv)
 		       (unsigned long long)(m.chunk_count - zero),
 		       (unsigned long long)distinct,
 		       (unsigned long long)(distinct * m.chunk_size), sid,
-		       is_default ? "true" : "false");
+		       is_default ? "true" : "false", m.layout,
+		       layout_name(m.layout));
 		if (chunks) {
 			printf(",\"chunk_table\":[");
 			for (i = 0; i < m.chunk_count; i++) {
@@ -1466,6 +1481,7 @@ static int cmd_inspect(int argc, char **argv)
 	sb_fmt_size(distinct * m.chunk_size, SB_SIZE_IEC, h2, sizeof(h2));
 	printf("stored size:   %llu bytes (%s) in distinct chunks\n",
 	       (unsigned long long)(distinct * m.chunk_size), h2);
+	printf("layout:        %u (%s)\n", m.layout, layout_name(m.layout));
 	printf("secret:        %s (id %s)\n",
 	       is_default ? "default convergence secret" :
 	       "custom convergence secret", sid);

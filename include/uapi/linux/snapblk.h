@@ -427,9 +427,9 @@ enum snapblk_clone_stat {
  * accept any value; it shows when two images cannot share chunks because
  * they were laid out differently.  Was __reserved (always 0) before.
  */
-#define SNAPBLK_LAYOUT_RAW		0	/* an image file given as is */
-#define SNAPBLK_LAYOUT_MKE2FS		1	/* mke2fs -d (snapblk 0.6 and older) */
-#define SNAPBLK_LAYOUT_STABLE1		2	/* dedup-stable layout, version 1 */
+#define SNAPBLK_LAYOUT_RAW		0	/* an image file as given, or a
+						 * snapblk 0.6 build (mke2fs) */
+#define SNAPBLK_LAYOUT_STABLE1		1	/* dedup-stable layout, version 1 */
 
 /* Unsealed manifest header: nothing in it is secret.  48 bytes. */
 struct snapblk_manifest_header {
