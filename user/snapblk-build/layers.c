@@ -7,12 +7,19 @@
  * layer from its start and streams the entries that are still the data
  * of a regular file in the tree.  Compression is whatever libarchive
  * detects; standard input is spooled to an unnamed temporary file.
+ *
+ * A layer may end right after its last entry's data, without the padding
+ * to a 512-byte record nor the end-of-archive blocks: umoci 0.4.7 (Debian
+ * 12) writes its insert layers so (umoci issue 436).  Such an end is
+ * accepted in both passes; a layer that ends inside an entry's header or
+ * data is refused.
  */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,6 +38,7 @@ struct sb_layer_rd {
 	struct sb_tree *t;
 	unsigned int idx;	/* layer number */
 	const char *path;	/* for messages */
+	int fd;			/* the layer's file; the tree's, not owned */
 	struct archive *a;	/* owned; NULL when closed */
 	char buf[PATH_MAX];	/* components of the entry's path */
 	char *comps[SB_MAX_COMPS];
@@ -48,6 +56,7 @@ static int sb_ar_fail(struct sb_layer_rd *r, const char *hint)
 
 static int sb_ar_open(struct sb_layer_rd *r, int fd)
 {
+	r->fd = fd;
 	if (lseek(fd, 0, SEEK_SET) < 0) {
 		err_report(errno, NULL, "cannot read layer %s: seek", r->path);
 		return -1;
@@ -74,13 +83,81 @@ static void sb_ar_close(struct sb_layer_rd *r)
 	r->a = NULL;
 }
 
+/*
+ * Whether the archive read so far lies inside the layer's file.  An
+ * uncompressed layer's entries are skipped with lseek(), which goes past
+ * the end of a file cut inside an entry without an error, and the next
+ * read then sees a clean end; a compressed layer is read, never seeked.
+ */
+static bool sb_ar_inside(struct sb_layer_rd *r)
+{
+	struct stat st;
+
+	if (archive_filter_count(r->a) > 1)
+		return true;
+	if (fstat(r->fd, &st) < 0)
+		return false;
+	return archive_filter_bytes(r->a, -1) <= st.st_size;
+}
+
+/*
+ * After a failed skip or read of an entry's data, which began at @start
+ * in the uncompressed archive and is @size bytes: whether the archive
+ * ended after all of the data, only the padding of its last record
+ * missing (so the end-of-archive blocks too).  libarchive counts the
+ * bytes it could consume before the end in archive_filter_bytes().
+ */
+static bool sb_ar_unpadded_end(struct sb_layer_rd *r, int64_t start,
+			       uint64_t size)
+{
+	static const char trunc[] = "Truncated input file";
+	const char *why = archive_error_string(r->a);
+	int64_t at = archive_filter_bytes(r->a, 0);
+
+	if (!why || strncmp(why, trunc, sizeof(trunc) - 1))
+		return false;
+	if (start < 0 || at < start || (uint64_t)(at - start) < size ||
+	    (uint64_t)(at - start) - size >= 512)
+		return false;
+	return sb_ar_inside(r);
+}
+
+/* The end of the archive: 0, or -1 reported when the file is cut. */
+static int sb_ar_end(struct sb_layer_rd *r)
+{
+	if (sb_ar_inside(r))
+		return 0;
+	err_report(0, "is the layer complete?", "cannot read layer %s: "
+		   "truncated inside an entry's data", r->path);
+	return -1;
+}
+
+/*
+ * Skip the rest of the entry whose header was just read, its data at
+ * @start: 1, 0 when the archive ended right after the data (see
+ * sb_ar_unpadded_end()), -1 reported.
+ */
+static int sb_ar_skip(struct sb_layer_rd *r, struct archive_entry *e,
+		      int64_t start)
+{
+	uint64_t size = archive_entry_size_is_set(e) &&
+			archive_entry_size(e) > 0 ?
+			(uint64_t)archive_entry_size(e) : 0;
+
+	if (archive_read_data_skip(r->a) == ARCHIVE_OK)
+		return 1;
+	if (sb_ar_unpadded_end(r, start, size))
+		return 0;
+	return sb_ar_fail(r, "is the layer complete?");
+}
+
 /* Next header: 1, 0 at the end, -1 reported. */
 static int sb_ar_next(struct sb_layer_rd *r, struct archive_entry **e)
 {
 	int ret = archive_read_next_header(r->a, e);
 
 	if (ret == ARCHIVE_EOF)
-		return 0;
+		return sb_ar_end(r);
 	if (ret == ARCHIVE_OK || ret == ARCHIVE_WARN)
 		return 1;
 	return sb_ar_fail(r, "is the layer complete and a tar archive?");
@@ -362,6 +439,7 @@ int sb_tree_add_layer(struct sb_tree *t, const char *path)
 	struct sb_tree_layer *l, *v;
 	struct archive_entry *e;
 	uint64_t idx = 0;
+	int64_t start;
 	int fd, ret;
 
 	if (t->from_dir) {
@@ -407,9 +485,14 @@ int sb_tree_add_layer(struct sb_tree *t, const char *path)
 		ret = sb_ar_next(r, &e);
 		if (ret <= 0)
 			break;
+		start = archive_filter_bytes(r->a, 0);
 		ret = sb_apply(r, e, idx++);
-		if (!ret && archive_read_data_skip(r->a) != ARCHIVE_OK)
-			ret = sb_ar_fail(r, "is the layer complete?");
+		if (ret)
+			break;
+		ret = sb_ar_skip(r, e, start);
+		if (ret <= 0)
+			break;
+		ret = 0;
 	}
 	l->entries = idx;
 	sb_ar_close(r);
@@ -464,9 +547,14 @@ static int sb_changed(struct sb_layer_rd *r, struct sb_node *n,
 	return -1;
 }
 
+/*
+ * The data of @n, entry @e: 1, 0 when the archive ended right after it
+ * (see sb_ar_unpadded_end()), -1 reported.
+ */
 static int sb_stream(struct sb_layer_rd *r, struct sb_node *n,
 		     struct archive_entry *e, sb_data_fn fn, void *ctx)
 {
+	int64_t start = archive_filter_bytes(r->a, 0);
 	const void *buf;
 	size_t len;
 	la_int64_t off;
@@ -478,9 +566,12 @@ static int sb_stream(struct sb_layer_rd *r, struct sb_node *n,
 	for (;;) {
 		ret = archive_read_data_block(r->a, &buf, &len, &off);
 		if (ret == ARCHIVE_EOF)
-			return 0;
-		if (ret != ARCHIVE_OK && ret != ARCHIVE_WARN)
+			return 1;
+		if (ret != ARCHIVE_OK && ret != ARCHIVE_WARN) {
+			if (sb_ar_unpadded_end(r, start, n->size))
+				return 0;
 			return sb_ar_fail(r, "is the layer complete?");
+		}
 		if (!len)
 			continue;
 		if (off < 0 || (uint64_t)off + len > n->size)
@@ -533,8 +624,17 @@ static int sb_layer_data(struct sb_tree *t, unsigned int li, sb_data_fn fn,
 			break;
 		}
 		ret = 0;
-		if (idx++ == w.v[i]->src_entry)
-			ret = sb_stream(r, w.v[i++], e, fn, ctx);
+		if (idx++ != w.v[i]->src_entry)
+			continue;
+		ret = sb_stream(r, w.v[i++], e, fn, ctx);
+		if (ret < 0)
+			break;
+		if (!ret && i < w.n) {
+			/* The archive ended (unpadded) after that entry. */
+			ret = sb_changed(r, w.v[i], "is missing");
+			break;
+		}
+		ret = 0;
 	}
 out:
 	sb_ar_close(r);
