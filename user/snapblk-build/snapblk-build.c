@@ -164,7 +164,8 @@ static const char inspect_help[] =
 "usage: snapblk-build inspect MANIFEST --key-file K [--json] [--chunks]\n"
 "\n"
 "Unseal the manifest and show its format version, image size, chunk\n"
-"size, chunk counts, stored size and image ID.  --chunks lists every\n"
+"size, chunk counts, stored size, image ID and the builder layout it\n"
+"was flattened in.  --chunks lists every\n"
 "chunk's index, offset, flags and address (never its key).  --raw-key:\n"
 "the key file is 32 raw bytes, not hex.  In --json output, bytes of a\n"
 "name that are not UTF-8 are written as \\u00XX (XX the byte).\n";
