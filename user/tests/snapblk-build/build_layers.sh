@@ -71,6 +71,8 @@ build() {
 		-o "$W/$n.m" --image-out "$W/$n.img" --json >"$W/$n.json"
 }
 image_id() { json_field image_id "$W/$1.json"; }
+# same_id A B: A and B were built and have the same image ID
+same_id() { [ -n "$(image_id "$1")" ] && [ "$(image_id "$1")" = "$(image_id "$2")" ]; }
 dbg() { debugfs -R "$2" "$W/$1.img" 2>/dev/null; }
 # names IMG DIR: the names in DIR, but . and .., one a line, sorted
 names() {
@@ -225,8 +227,7 @@ gzip -c L2.tar >L2.tar.gz
 zstd -q -c L2.tar >L2.tar.zst
 check "gzip layers" build gz --layer L1.tar --layer L2.tar.gz
 check "zstd layers" build zst --layer L1.tar --layer L2.tar.zst
-if [ -n "$(image_id lay)" ] && [ "$(image_id gz)" = "$(image_id lay)" ] &&
-   [ "$(image_id zst)" = "$(image_id lay)" ]; then
+if same_id gz lay && same_id zst lay; then
 	ok "gzip, zstd and plain layers give the same image ID"
 else
 	not_ok "gzip, zstd and plain layers give the same image ID"
@@ -235,13 +236,13 @@ fi
 # --------------------------------------------------------- standard input
 check "cat L2 | create --layer - reads standard input" \
 	eval 'cat L2.tar.gz | build in --layer L1.tar --layer -'
-[ "$(image_id in)" = "$(image_id lay)" ] && same_img in lay &&
+same_id in lay && same_img in lay &&
 	ok "... and gives the same image as the file" ||
 	not_ok "... and gives the same image as the file"
 check "--from-tar FILE" build tf --from-tar L1.tar
 check "--from-tar - reads standard input" \
 	eval 'cat L1.tar | build tin --from-tar -'
-[ "$(image_id tin)" = "$(image_id tf)" ] && same_img tin tf &&
+same_id tin tf && same_img tin tf &&
 	ok "... and gives the same image as the file" ||
 	not_ok "... and gives the same image as the file"
 rm -f two.m two.img
@@ -264,7 +265,7 @@ check "--from-dir of a copy of /usr/share/perl5" build dir --from-dir tree
 check "--from-tar - of its tar --xattrs --numeric-owner -C D -cf - ." \
 	eval 'tar --xattrs --numeric-owner -C tree -cf - . |
 	      build dirtar --from-tar -'
-if same_img dir dirtar && [ "$(image_id dir)" = "$(image_id dirtar)" ]; then
+if same_img dir dirtar && same_id dir dirtar; then
 	ok "... the identical image (--image-out compared byte by byte)"
 else
 	not_ok "... the identical image (--image-out compared byte by byte)"
@@ -309,10 +310,10 @@ gzip -k unpadded.tar cut1.tar
 check "a complete layer" build full --layer full.tar
 check "the same layer without its last padding and end blocks" \
 	build unpad --layer unpadded.tar
-same_img full unpad && [ "$(image_id full)" = "$(image_id unpad)" ] &&
+same_img full unpad && same_id full unpad &&
 	ok "... gives the identical image" || not_ok "... gives the identical image"
 check "... and gzip compressed" build unpadgz --layer unpadded.tar.gz
-[ "$(image_id unpadgz)" = "$(image_id full)" ] &&
+same_id unpadgz full &&
 	ok "... the same image ID" || not_ok "... the same image ID"
 check "an unpadded layer of a 3-byte file under an unpadded layer" \
 	build unpad2 --layer small-unpadded.tar --layer unpadded.tar.gz

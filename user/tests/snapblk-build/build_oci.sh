@@ -5,12 +5,14 @@
 # network): the layers in order with their media types, choosing an image
 # by ref or digest, gzip, zstd and Docker v2s2 copies, and the damage a
 # layout can have (a flipped byte, a wrong size, a missing blob, another
-# layout version), each refused naming what is wrong.  sb_oci_open() is
-# driven through build/tests/build_oci --print (build_oci.c).
+# layout version), each refused naming what is wrong; and images built
+# from them with create --from-oci, against --layer with the same blobs.
+# sb_oci_open() is driven through build/tests/build_oci --print
+# (build_oci.c).
 source "$(dirname "$0")/build_tap.inc"
 
 OCI=${SNAPBLK_BUILD:-$PWD/build}/tests/build_oci
-for t in umoci skopeo zstd; do
+for t in umoci skopeo zstd e2fsck debugfs; do
 	if ! command -v "$t" >/dev/null; then
 		echo "1..0 # SKIP $t is not installed (scripts/install-deps)"
 		exit 4
@@ -21,7 +23,7 @@ if [ ! -x "$OCI" ]; then
 	echo "Bail out! $OCI is not built (make hosttests)"
 	exit 1
 fi
-tap_plan 35
+tap_plan 52
 cd "$W" || exit 1
 export HOME=$W		# skopeo's policy and auth lookups stay in here
 cat >policy.json <<'EOF'
@@ -188,5 +190,98 @@ mkdir -p plain/blobs
 expect_exit 1 "a directory without oci-layout: refused" "$OCI" --print plain
 grep -q "give the directory of an OCI image layout" "$W/err" &&
 	ok "... saying what to give" || { not_ok "... saying what to give"; diag "$W/err"; }
+
+# ------------------------------------------------------ building images
+# snapblk-build create --from-oci end to end: a layout of four layers
+# (a file, a directory, another file, a whiteout of the first) and a
+# second image, the same after skopeo's copies, against the same layer
+# blobs given with --layer, compressed or not.
+"$SB" keygen -o key >/dev/null 2>&1
+# build NAME ARGS...: NAME.img, NAME.m and NAME.json from ARGS
+build() {
+	local n=$1
+	shift
+	"$SB" create "$@" --store "$W/store" --key-file "$W/key" \
+		-o "$W/$n.m" --image-out "$W/$n.img" --json >"$W/$n.json"
+}
+image_id() { json_field image_id "$W/$1.json"; }
+# same_id A B: A and B were built and have the same image ID
+same_id() { [ -n "$(image_id "$1")" ] && [ "$(image_id "$1")" = "$(image_id "$2")" ]; }
+dbg() { debugfs -R "$2" "$W/$1.img" 2>/dev/null; }
+echo two >in/f2
+echo other >in/o
+{
+	umoci init --layout E &&
+	umoci new --image E:base &&
+	umoci insert --rootless --image E:base in/f1 /etc/f1 &&
+	umoci insert --rootless --image E:base in/doc /usr/share/doc/x &&
+	umoci insert --rootless --image E:base in/f2 /etc/f2 &&
+	umoci insert --rootless --image E:base --whiteout /etc/f1 &&
+	umoci new --image E:other &&
+	umoci insert --rootless --image E:other in/o /opt/o
+} >>umoci.log 2>&1 || { diag umoci.log; exit 1; }
+"$OCI" --print E:base >e.out
+
+check "create --from-oci E:base (umoci, four layers, one a whiteout)" \
+	build oci --from-oci E:base
+if e2fsck -fn oci.img >fsck.out 2>&1 &&
+   [ -z "$(dbg oci "stat /etc/f1" | grep '^Inode')" ] &&
+   [ "$(dbg oci "cat /etc/f2")" = two ] &&
+   [ "$(dbg oci "cat /usr/share/doc/x/big" | md5sum)" = "$(md5sum <in/doc/big)" ]; then
+	ok "... e2fsck clean, /etc/f1 whited out, /etc/f2 and the directory's file whole"
+else
+	not_ok "... e2fsck clean, /etc/f1 whited out, the other files whole"
+	diag fsck.out
+fi
+skopeo_copy oci:E:base oci:E2:base >>umoci.log 2>&1
+check "create --from-oci of skopeo's copy" build oci2 --from-oci E2:base
+same_id oci2 oci &&
+	ok "... the same image ID" || not_ok "... the same image ID"
+check "create --from-oci of skopeo's zstd copy" build ociz --from-oci D4:z
+check "... and of the layout it was copied from" build ocid --from-oci D:base
+same_id ociz ocid &&
+	ok "... the same image ID" || not_ok "... the same image ID"
+
+set --
+for n in 1 2 3 4; do
+	p=$(layer_field $n 4 e.out)
+	set -- "$@" --layer "$p"
+	gzip -dc <"$p" >"l$n.tar" 2>/dev/null
+done
+check "create --layer with the four layer blobs" build blobs "$@"
+same_id blobs oci &&
+	ok "... the same image ID as --from-oci" ||
+	not_ok "... the same image ID as --from-oci"
+check "create --layer with the four layers decompressed (no tar end: umoci 436)" \
+	build plain --layer l1.tar --layer l2.tar --layer l3.tar --layer l4.tar
+same_id plain oci &&
+	ok "... the same image ID as --from-oci" ||
+	not_ok "... the same image ID as --from-oci"
+
+check "create --from-oci E:other" build other --from-oci E:other
+if [ "$(dbg other "cat /opt/o")" = other ] &&
+   [ -z "$(dbg other "stat /etc/f2" | grep '^Inode')" ] &&
+   [ "$(image_id other)" != "$(image_id oci)" ]; then
+	ok "... D:REF chose the other image"
+else
+	not_ok "... D:REF chose the other image"
+fi
+rm -f noref.m noref.img
+expect_exit 1 "create --from-oci E (two images, no ref): refused" \
+	"$SB" create --from-oci E --store store --key-file key -o noref.m
+grep -q "give one of the refs as E:REF: base, other" err && [ ! -e noref.m ] &&
+	ok "... listing the refs, no manifest" ||
+	{ not_ok "... listing the refs, no manifest"; diag err; }
+
+rm -rf C && cp -r E C
+d3=$(layer_field 3 2 e.out)
+flip_bit "C/blobs/sha256/${d3#sha256:}" 60
+rm -f bad.m bad.img
+expect_exit 1 "create --from-oci with a damaged layer blob: exit 1" \
+	"$SB" create --from-oci C:base --store store --key-file key \
+	-o bad.m --image-out bad.img
+grep -q "layer 3 $d3 does not match its digest" err && [ ! -e bad.m ] &&
+   [ ! -e bad.img ] && ok "... naming the digest, nothing written" ||
+	{ not_ok "... naming the digest, nothing written"; diag err; }
 
 tap_done
