@@ -197,17 +197,18 @@ grep -q "give the directory of an OCI image layout" "$W/err" &&
 # second image, the same after skopeo's copies, against the same layer
 # blobs given with --layer, compressed or not.
 "$SB" keygen -o key >/dev/null 2>&1
-# build NAME ARGS...: NAME.img, NAME.m and NAME.json from ARGS
-build() {
+# img NAME ARGS...: create NAME.img and NAME.m from ARGS, the image ID
+# then in ${id[NAME]}; same A B: both were made, with one image ID
+declare -A id
+img() {
 	local n=$1
 	shift
-	"$SB" create "$@" --store "$W/store" --key-file "$W/key" \
-		-o "$W/$n.m" --image-out "$W/$n.img" --json >"$W/$n.json"
+	"$SB" create "$@" --store store --key-file key -o "$n.m" \
+		--image-out "$n.img" --json >"$n.json" || return 1
+	id[$n]=$(json_field image_id "$n.json")
 }
-image_id() { json_field image_id "$W/$1.json"; }
-# same_id A B: A and B were built and have the same image ID
-same_id() { [ -n "$(image_id "$1")" ] && [ "$(image_id "$1")" = "$(image_id "$2")" ]; }
-dbg() { debugfs -R "$2" "$W/$1.img" 2>/dev/null; }
+same() { [ -n "${id[$1]}" ] && [ "${id[$1]}" = "${id[$2]}" ]; }
+fs() { debugfs -R "$2" "$1.img" 2>/dev/null; }
 echo two >in/f2
 echo other >in/o
 {
@@ -223,23 +224,23 @@ echo other >in/o
 "$OCI" --print E:base >e.out
 
 check "create --from-oci E:base (umoci, four layers, one a whiteout)" \
-	build oci --from-oci E:base
+	img oci --from-oci E:base
 if e2fsck -fn oci.img >fsck.out 2>&1 &&
-   [ -z "$(dbg oci "stat /etc/f1" | grep '^Inode')" ] &&
-   [ "$(dbg oci "cat /etc/f2")" = two ] &&
-   [ "$(dbg oci "cat /usr/share/doc/x/big" | md5sum)" = "$(md5sum <in/doc/big)" ]; then
+   [ -z "$(fs oci "stat /etc/f1" | grep '^Inode')" ] &&
+   [ "$(fs oci "cat /etc/f2")" = two ] &&
+   [ "$(fs oci "cat /usr/share/doc/x/big" | md5sum)" = "$(md5sum <in/doc/big)" ]; then
 	ok "... e2fsck clean, /etc/f1 whited out, /etc/f2 and the directory's file whole"
 else
 	not_ok "... e2fsck clean, /etc/f1 whited out, the other files whole"
 	diag fsck.out
 fi
 skopeo_copy oci:E:base oci:E2:base >>umoci.log 2>&1
-check "create --from-oci of skopeo's copy" build oci2 --from-oci E2:base
-same_id oci2 oci &&
+check "create --from-oci of skopeo's copy" img oci2 --from-oci E2:base
+same oci2 oci &&
 	ok "... the same image ID" || not_ok "... the same image ID"
-check "create --from-oci of skopeo's zstd copy" build ociz --from-oci D4:z
-check "... and of the layout it was copied from" build ocid --from-oci D:base
-same_id ociz ocid &&
+check "create --from-oci of skopeo's zstd copy" img ociz --from-oci D4:z
+check "... and of the layout it was copied from" img ocid --from-oci D:base
+same ociz ocid &&
 	ok "... the same image ID" || not_ok "... the same image ID"
 
 set --
@@ -248,20 +249,20 @@ for n in 1 2 3 4; do
 	set -- "$@" --layer "$p"
 	gzip -dc <"$p" >"l$n.tar" 2>/dev/null
 done
-check "create --layer with the four layer blobs" build blobs "$@"
-same_id blobs oci &&
+check "create --layer with the four layer blobs" img blobs "$@"
+same blobs oci &&
 	ok "... the same image ID as --from-oci" ||
 	not_ok "... the same image ID as --from-oci"
 check "create --layer with the four layers decompressed (no tar end: umoci 436)" \
-	build plain --layer l1.tar --layer l2.tar --layer l3.tar --layer l4.tar
-same_id plain oci &&
+	img plain --layer l1.tar --layer l2.tar --layer l3.tar --layer l4.tar
+same plain oci &&
 	ok "... the same image ID as --from-oci" ||
 	not_ok "... the same image ID as --from-oci"
 
-check "create --from-oci E:other" build other --from-oci E:other
-if [ "$(dbg other "cat /opt/o")" = other ] &&
-   [ -z "$(dbg other "stat /etc/f2" | grep '^Inode')" ] &&
-   [ "$(image_id other)" != "$(image_id oci)" ]; then
+check "create --from-oci E:other" img other --from-oci E:other
+if [ "$(fs other "cat /opt/o")" = other ] &&
+   [ -z "$(fs other "stat /etc/f2" | grep '^Inode')" ] &&
+   [ "${id[other]}" != "${id[oci]}" ]; then
 	ok "... D:REF chose the other image"
 else
 	not_ok "... D:REF chose the other image"
