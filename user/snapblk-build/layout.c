@@ -130,25 +130,29 @@ static uint64_t pow2_up(uint64_t n)
 }
 
 /*
- * Inode table chunks a layer of n inodes gets: 16 times the room it
- * needs, rounded up to a power of two so that a few files more or less
- * keep the same region (and so the same inode numbers).
+ * Inode table chunks a layer of n inodes gets: factor (16, unless an
+ * explicit --fs-size has too few inodes) times the room it needs,
+ * rounded up to a power of two so that a few files more or less keep the
+ * same region (and so the same inode numbers).
  */
-static uint64_t layer_chunks(uint64_t n, uint32_t chunk_size)
+static uint64_t layer_chunks(uint64_t n, uint32_t chunk_size,
+			     uint32_t factor)
 {
 	uint64_t per_chunk = chunk_size / SB_INODE_SIZE;
 
-	return pow2_up((16 * n + per_chunk - 1) / per_chunk);
+	return pow2_up((factor * n + per_chunk - 1) / per_chunk);
 }
 
 /* Inodes the layers' regions need, with the reserved ones. */
-static uint64_t inodes_needed(const struct count *c, uint32_t chunk_size)
+static uint64_t inodes_needed(const struct count *c, uint32_t chunk_size,
+			      uint32_t factor)
 {
 	uint64_t chunks = 1, l;
 
 	for (l = 0; l < SB_LAYOUT_MAX_LAYERS; l++)
 		if (c->layer[l])
-			chunks += layer_chunks(c->layer[l], chunk_size);
+			chunks += layer_chunks(c->layer[l], chunk_size,
+					       factor);
 	return (chunks + 1) * (chunk_size / SB_INODE_SIZE);
 }
 
@@ -188,13 +192,21 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 	/* Packing into whole chunks wastes half a chunk per bucket. */
 	g->data_blocks = c.blocks;
 	need = c.blocks + c.blocks / 2 + 2ULL * g->chunk_blocks;
-	inodes = inodes_needed(&c, chunk_size);
+	g->inode_factor = SB_INODE_FACTOR;
+	inodes = inodes_needed(&c, chunk_size, g->inode_factor);
 
 	if (fs_size) {
 		size = fs_size / SB_BLOCK_SIZE;
 		if (size > SB_BLOCKS_PER_GROUP)
 			size -= size % SB_BLOCKS_PER_GROUP;
 		set_size(g, size);
+		/* Room to grow after each run only with room to spare. */
+		g->roomy = g->blocks >= 4 * need + meta_blocks(g);
+		/* An explicit size: less room for inodes rather than fail. */
+		while (g->inode_factor > 2 &&
+		       inodes > (uint64_t)g->groups * SB_INODES_PER_GROUP)
+			inodes = inodes_needed(&c, chunk_size,
+					       g->inode_factor /= 2);
 		if (need + meta_blocks(g) > g->blocks ||
 		    inodes > (uint64_t)g->groups * SB_INODES_PER_GROUP) {
 			err_report(ENOSPC, "give a larger --fs-size, or none to "
@@ -208,6 +220,7 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 		}
 		return 0;
 	}
+	g->roomy = 1;
 	for (size = CLASS_MIN_BYTES; ; size *= 4) {
 		set_size(g, size / SB_BLOCK_SIZE);
 		if (8 * need + meta_blocks(g) <= g->blocks &&
@@ -352,12 +365,15 @@ static int place_inodes(struct place *p, uint64_t h, uint64_t n,
 	const uint64_t span = p->ino_hi - p->ino_lo + 1;
 	uint64_t tries, i;
 	uint32_t ino;
+	int pass;
 
+	/* Inside one chunk if it can be; anywhere if the region is tight. */
+	for (pass = 0; pass < 2; pass++)
 	for (tries = 0; tries < span + PROBE_JUMPS; tries++) {
 		ino = p->ino_lo + probe(h, tries, span);
 		if ((uint64_t)ino + n - 1 > p->ino_hi)
 			continue;
-		if (n <= (uint64_t)p->g->chunk_blocks * SB_BLOCK_SIZE /
+		if (!pass && n <= (uint64_t)p->g->chunk_blocks * SB_BLOCK_SIZE /
 			 SB_INODE_SIZE &&
 		    sb_layout_inode_chunk(p->g, ino) !=
 		    sb_layout_inode_chunk(p->g, ino + n - 1))
@@ -370,7 +386,7 @@ static int place_inodes(struct place *p, uint64_t h, uint64_t n,
 		*first = ino;
 		return 0;
 	}
-	return -ENOSPC;
+	return -EMLINK;	/* no room for inodes */
 }
 
 /* A free run of n chunks for hash h; returns its first block. */
@@ -387,8 +403,8 @@ static int place_slots(struct place *p, uint64_t h, uint64_t n,
 			;
 		if (i < n)
 			continue;
-		/* One chunk of room to grow, where free. */
-		for (i = 0; i < n + 1 && s + i < p->slots; i++)
+		/* One chunk of room to grow, where free and room is ample. */
+		for (i = 0; i < n + p->g->roomy && s + i < p->slots; i++)
 			p->slot_used[s + i] = 1;
 		*block = p->g->data_start + s * p->g->chunk_blocks;
 		return 0;
@@ -456,7 +472,7 @@ static int place_run(struct place *p, uint64_t i, uint64_t j, uint64_t blocks)
 /* One bucket: nodes [i, j) of the order. */
 static int place_bucket(struct place *p, uint64_t i, uint64_t j)
 {
-	uint64_t cb = p->g->chunk_blocks, have = 0, run = i, nb, k, slots;
+	uint64_t have = 0, run = i, nb, k, slots;
 	uint8_t *taken = p->taken;
 	struct sb_node *n;
 	uint32_t ino;
@@ -485,17 +501,9 @@ static int place_bucket(struct place *p, uint64_t i, uint64_t j)
 		n->ino = ino + at;
 		nb = sb_layout_node_blocks(n);
 		n->nblocks = nb;
-		n->first_block = 0;
-		if (!nb)
+		/* Large files were placed first, by sb_layout_place(). */
+		if (!nb || is_large(p, n))
 			continue;
-		if (is_large(p, n)) {
-			/* Alone and chunk aligned. */
-			ret = place_slots(p, hash_path('F', p->paths[k]),
-					  (nb + cb - 1) / cb, &n->first_block);
-			if (ret)
-				return ret;
-			continue;
-		}
 		if (cuts_run(p, k, have, nb)) {
 			ret = place_run(p, run, k, have);
 			if (ret)
@@ -553,11 +561,27 @@ int sb_layout_place(struct sb_tree *t, const struct sb_geom *g)
 		if (p.ino_lo <= SB_LOST_FOUND_INO)
 			p.ino_lo = SB_LOST_FOUND_INO + 1;
 		chunk += layer_chunks(p.count - from, g->chunk_blocks *
-				      SB_BLOCK_SIZE);
+				      SB_BLOCK_SIZE, g->inode_factor);
 		p.ino_hi = first_ino(g, chunk) - 1;
 		ret = -ENOSPC;
 		if (p.ino_hi > p.inodes || p.ino_hi < p.ino_lo)
 			goto out;
+		/*
+		 * The layer's large files first, while its space is whole
+		 * (each wants a contiguous run), then its buckets.
+		 */
+		for (i = from; i < p.count; i++) {
+			struct sb_node *n = p.order[i];
+			uint64_t cb = g->chunk_blocks;
+
+			if (!is_large(&p, n))
+				continue;
+			ret = place_slots(&p, hash_path('F', p.paths[i]),
+					  (sb_layout_node_blocks(n) + cb - 1) /
+					  cb, &n->first_block);
+			if (ret)
+				goto out;
+		}
 		for (i = from; i < p.count; i = j) {
 			for (j = i + 1; j < p.count && !starts_bucket(&p, j);
 			     j++)
@@ -572,6 +596,9 @@ int sb_layout_place(struct sb_tree *t, const struct sb_geom *g)
 out:
 	if (ret == -ENOMEM)
 		err_report(ENOMEM, NULL, "cannot lay out the image");
+	else if (ret == -EMLINK)
+		err_report(ENOSPC, "give a larger --fs-size, or none",
+			   "cannot lay out the image: no room for its inodes");
 	else if (ret)
 		err_report(ENOSPC, "give a larger --fs-size, or none",
 			   "cannot lay out the image: the file system is full");
