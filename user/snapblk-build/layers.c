@@ -45,9 +45,17 @@ struct sb_layer_rd {
 	unsigned int ncomps;
 };
 
+/*
+ * libarchive's message, with its errno only when that is a system error:
+ * libarchive gives a format error EILSEQ (its private
+ * ARCHIVE_ERRNO_FILE_FORMAT), whose text ("Invalid or incomplete
+ * multibyte or wide character") would mislead.
+ */
 static int sb_ar_fail(struct sb_layer_rd *r, const char *hint)
 {
-	err_report(archive_errno(r->a) > 0 ? archive_errno(r->a) : 0, hint,
+	int e = archive_errno(r->a);
+
+	err_report(e > 0 && e != EILSEQ ? e : 0, hint,
 		   "cannot read layer %s: %s", r->path,
 		   archive_error_string(r->a) ? archive_error_string(r->a) :
 		   "unknown error");

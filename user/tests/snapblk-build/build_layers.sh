@@ -328,6 +328,7 @@ for c in cut1.tar cut1.tar.gz cutmid.tar cuthdr.tar; do
 		"$SB" create --layer L1.tar --layer "$c" --store store \
 		--key-file key -o cut.m --image-out cut.img
 	grep -q "cannot read layer $c: Truncated" err && [ ! -e cut.img ] &&
+		! grep -q multibyte err &&
 		[ ! -e cut.m ] && ok "... naming the layer, nothing written" ||
 		{ not_ok "... naming the layer, nothing written"; diag err; }
 done
