@@ -20,9 +20,17 @@
 #include "tree.h"
 #include "util.h"
 
-/* The --image-out path while it is incomplete, for sb_flatten_abort(). */
+/*
+ * The --image-out path until the build is done (sb_flatten_keep()), for
+ * sb_flatten_abort(): an image without its manifest is not kept.
+ */
 static char abort_path[PATH_MAX];
 static volatile sig_atomic_t abort_armed;
+
+void sb_flatten_keep(void)
+{
+	abort_armed = 0;
+}
 
 void sb_flatten_abort(void)
 {
@@ -207,7 +215,9 @@ int sb_flatten_run(const struct sb_flatten_opts *o, struct sb_flatten *f)
 out:
 	if (ret && o->image_out && f->fd >= 0)
 		unlink(o->image_out);
-	abort_armed = 0;
+	/* A finished image stays armed until the manifest is written. */
+	if (ret)
+		abort_armed = 0;
 	sb_tree_free(t);
 	return ret;
 }

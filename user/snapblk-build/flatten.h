@@ -65,9 +65,11 @@ int sb_flatten_run(const struct sb_flatten_opts *o, struct sb_flatten *f);
 void sb_flatten_cleanup(struct sb_flatten *f);
 
 /*
- * Async-signal-safe: remove the --image-out file this build created, if
- * it is not finished.  For a SIGINT or SIGTERM handler.
+ * Async-signal-safe: remove the --image-out file this build created,
+ * unless sb_flatten_keep() said the build is done.  For a SIGINT or
+ * SIGTERM handler, and atexit().
  */
 void sb_flatten_abort(void);
+void sb_flatten_keep(void);
 
 #endif

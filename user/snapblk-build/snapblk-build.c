@@ -1040,6 +1040,8 @@ static int cmd_create(int argc, char **argv)
 	sweep_stale(&o, b.st);
 
 	if (o.flatten) {
+		/* Any exit before the manifest is written drops the image. */
+		atexit(sb_flatten_abort);
 		if (sb_flatten_run(&o.flat, &flat)) {
 			sb_flatten_cleanup(&flat);
 			exit(EXIT_FAIL);
@@ -1104,6 +1106,7 @@ static int cmd_create(int argc, char **argv)
 	if (ret)
 		die(EXIT_FAIL, -ret, "check the -o path and its directory",
 		    "cannot write manifest %s", o.output);
+	sb_flatten_keep();
 	if (!o.quiet)
 		print_summary(&o, &b, sb_now() - start);
 	free(sealed);
