@@ -105,7 +105,7 @@ static int make_shape(struct writer *w, const char *name)
 	ext2fs_blocks_count_set(&param, g->blocks);
 	param.s_log_block_size = 2;			/* 4 KiB */
 	param.s_blocks_per_group = SB_BLOCKS_PER_GROUP;
-	param.s_inodes_count = g->groups * SB_INODES_PER_GROUP;
+	param.s_inodes_count = g->groups * g->ipg;
 	param.s_inode_size = SB_INODE_SIZE;
 	param.s_rev_level = EXT2_DYNAMIC_REV;
 	param.s_log_groups_per_flex = log2_up(g->groups) > 4 ?
@@ -153,7 +153,7 @@ static int make_shape(struct writer *w, const char *name)
 	ext2fs_init_csum_seed(fs);
 
 	if (fs->inode_blocks_per_group * SB_BLOCK_SIZE !=
-	    SB_INODES_PER_GROUP * SB_INODE_SIZE)
+	    g->ipg * SB_INODE_SIZE)
 		return fail(w, EXT2_ET_INVALID_ARGUMENT,
 			    "unexpected inode table size %u",
 			    fs->inode_blocks_per_group);

@@ -174,7 +174,7 @@ static uint64_t meta_blocks(const struct sb_geom *g)
 		       SB_BLOCK_SIZE;
 
 	return 1 + gdt + 2ULL * g->groups +
-	       (uint64_t)g->groups * SB_INODES_PER_GROUP * SB_INODE_SIZE /
+	       (uint64_t)g->groups * g->ipg * SB_INODE_SIZE /
 	       SB_BLOCK_SIZE + g->journal_blocks + SB_LOST_FOUND_BLOCKS +
 	       g->chunk_blocks;
 }
@@ -193,6 +193,7 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 	g->data_blocks = c.blocks;
 	need = c.blocks + c.blocks / 2 + 2ULL * g->chunk_blocks;
 	g->inode_factor = SB_INODE_FACTOR;
+	g->ipg = SB_INODES_PER_GROUP;
 	inodes = inodes_needed(&c, chunk_size, g->inode_factor);
 
 	if (fs_size) {
@@ -200,22 +201,45 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 		if (size > SB_BLOCKS_PER_GROUP)
 			size -= size % SB_BLOCKS_PER_GROUP;
 		set_size(g, size);
+		/*
+		 * An explicit size: more inodes per group (their tables are
+		 * ZERO chunks), then less inode room per layer, rather than
+		 * fail; below 8 times, a layer's inode hash tables do not
+		 * fit.
+		 */
+		while (inodes > (uint64_t)g->groups * g->ipg) {
+			if (g->ipg < SB_INODES_PER_GROUP_MAX) {
+				g->ipg *= 2;
+			} else if (g->inode_factor > 8) {
+				g->inode_factor /= 2;
+				g->ipg = SB_INODES_PER_GROUP;
+				inodes = inodes_needed(&c, chunk_size,
+						       g->inode_factor);
+			} else {
+				break;
+			}
+		}
 		/* Room to grow after each run only with room to spare. */
 		g->roomy = g->blocks >= 4 * need + meta_blocks(g);
-		/* An explicit size: less room for inodes rather than fail. */
-		while (g->inode_factor > 2 &&
-		       inodes > (uint64_t)g->groups * SB_INODES_PER_GROUP)
-			inodes = inodes_needed(&c, chunk_size,
-					       g->inode_factor /= 2);
-		if (need + meta_blocks(g) > g->blocks ||
-		    inodes > (uint64_t)g->groups * SB_INODES_PER_GROUP) {
+		if (need + meta_blocks(g) > g->blocks) {
+			err_report(ENOSPC, "give a larger --fs-size (about 1.5 "
+				   "times the data at least), or none to let "
+				   "the builder choose",
+				   "--fs-size %llu MiB is too small for %llu "
+				   "MiB of data",
+				   (unsigned long long)(fs_size >> 20),
+				   (unsigned long long)(c.blocks >> 8));
+			return -1;
+		}
+		if (inodes > (uint64_t)g->groups * g->ipg) {
 			err_report(ENOSPC, "give a larger --fs-size, or none to "
 				   "let the builder choose",
 				   "--fs-size %llu MiB is too small for %llu "
-				   "MiB of data and %llu inodes",
+				   "inodes (the layout needs 8 times as many, "
+				   "%llu at most per 128 MiB)",
 				   (unsigned long long)(fs_size >> 20),
-				   (unsigned long long)(c.blocks >> 8),
-				   (unsigned long long)c.inodes);
+				   (unsigned long long)c.inodes,
+				   (unsigned long long)SB_INODES_PER_GROUP_MAX);
 			return -1;
 		}
 		return 0;
@@ -224,7 +248,7 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 	for (size = CLASS_MIN_BYTES; ; size *= 4) {
 		set_size(g, size / SB_BLOCK_SIZE);
 		if (8 * need + meta_blocks(g) <= g->blocks &&
-		    inodes <= (uint64_t)g->groups * SB_INODES_PER_GROUP)
+		    inodes <= (uint64_t)g->groups * g->ipg)
 			return 0;
 		if (size >= (1ULL << 46)) {
 			err_report(EFBIG, NULL, "the tree is too large to "
@@ -237,9 +261,9 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 
 uint64_t sb_layout_inode_chunk(const struct sb_geom *g, uint32_t ino)
 {
-	uint32_t grp = (ino - 1) / SB_INODES_PER_GROUP;
+	uint32_t grp = (ino - 1) / g->ipg;
 	uint64_t byte = g->itable[grp] * SB_BLOCK_SIZE +
-			(uint64_t)((ino - 1) % SB_INODES_PER_GROUP) *
+			(uint64_t)((ino - 1) % g->ipg) *
 			SB_INODE_SIZE;
 
 	return byte / ((uint64_t)g->chunk_blocks * SB_BLOCK_SIZE);
@@ -531,7 +555,7 @@ int sb_layout_place(struct sb_tree *t, const struct sb_geom *g)
 	uint64_t i, j, from, chunk;
 	int ret = -ENOMEM;
 
-	p.inodes = g->groups * SB_INODES_PER_GROUP;
+	p.inodes = g->groups * g->ipg;
 	p.slots = (g->blocks - g->data_start) / g->chunk_blocks;
 	p.order = calloc(t->nodes + 1, sizeof(*p.order));
 	p.paths = calloc(t->nodes + 1, sizeof(*p.paths));

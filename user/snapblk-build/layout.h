@@ -23,6 +23,7 @@
 #define SB_INODE_SIZE		256U
 #define SB_BLOCKS_PER_GROUP	32768U
 #define SB_INODES_PER_GROUP	8192U	/* 2 MiB of inode table */
+#define SB_INODES_PER_GROUP_MAX	32768U	/* one bitmap block */
 #define SB_LAYOUT_MAX_LAYERS	128
 #define SB_INODE_FACTOR		16	/* inode room per layer, by default */
 #define SB_LOST_FOUND_INO	11U
@@ -36,6 +37,7 @@ struct sb_geom {
 	uint32_t journal_blocks;
 	uint64_t data_blocks;		/* estimated data blocks of the tree */
 	uint32_t inode_factor;		/* a layer's inode region, x its need */
+	uint32_t ipg;			/* inodes per group */
 	uint32_t roomy;			/* 1: a chunk of room after each run */
 	/* Set by ext4.c once the file system exists. */
 	uint64_t *itable;		/* groups entries: first inode table block */
