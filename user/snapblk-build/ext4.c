@@ -33,6 +33,13 @@
 #define LEAF_EXTENTS	340U
 #define EXTRA_ISIZE	(sizeof(struct ext2_inode_large) - \
 			 EXT2_GOOD_OLD_INODE_SIZE)
+#define EXT4_LINK_MAX	65000
+/* Files one level of extent leaves can map. */
+#define MAX_FILE_BLOCKS	((uint64_t)INLINE_EXTENTS * LEAF_EXTENTS * EXTENT_MAX_LEN)
+/* Extended attributes: what fits in the inode and one block, about. */
+#define XATTR_ROOM	(SB_BLOCK_SIZE - 64)
+#define TIME_MIN	(-(1LL << 31))
+#define TIME_MAX	((1LL << 34) - (1LL << 31) - 1)
 
 struct writer {
 	ext2_filsys fs;
@@ -400,6 +407,16 @@ static void set_extents(struct writer *w, struct ext2_inode_large *in,
 	}
 }
 
+/*
+ * The *_extra field of a time: two epoch bits extending the seconds to
+ * 2446 (and before 1970) the way the kernel decodes them, then the
+ * nanoseconds.
+ */
+static uint32_t time_extra(int64_t sec, uint32_t nsec)
+{
+	return (uint32_t)(((sec - (int32_t)sec) >> 32) & 3) | (nsec << 2);
+}
+
 static int write_inode(struct writer *w, struct sb_node *n)
 {
 	const struct sb_ext4_opts *o = w->o;
@@ -419,13 +436,16 @@ static int write_inode(struct writer *w, struct sb_node *n)
 	in.osd2.linux2.l_i_uid_high = uid >> 16;
 	in.i_gid = gid & 0xffff;
 	in.osd2.linux2.l_i_gid_high = gid >> 16;
-	in.i_atime = o->epoch;
-	in.i_ctime = o->epoch;
-	in.i_crtime = o->epoch;
+	in.i_atime = (uint32_t)o->epoch;
+	in.i_atime_extra = time_extra(o->epoch, 0);
+	in.i_ctime = (uint32_t)o->epoch;
+	in.i_ctime_extra = time_extra(o->epoch, 0);
+	in.i_crtime = (uint32_t)o->epoch;
+	in.i_crtime_extra = time_extra(o->epoch, 0);
 	in.i_mtime = (uint32_t)n->mtime;
-	in.i_mtime_extra = ((uint32_t)((uint64_t)n->mtime >> 32) & 3) |
-			   (n->mtime_nsec << 2);
-	in.i_links_count = n->nlink > 65000 ? 1 : n->nlink;
+	in.i_mtime_extra = time_extra(n->mtime, n->mtime_nsec);
+	/* dir_nlink: a directory with more links counts 1 (checked above) */
+	in.i_links_count = n->nlink > EXT4_LINK_MAX ? 1 : n->nlink;
 	in.i_extra_isize = EXTRA_ISIZE;
 
 	switch (n->mode & S_IFMT) {
@@ -495,6 +515,65 @@ static int write_inode(struct writer *w, struct sb_node *n)
 	return 0;
 }
 
+/* -------------------------------------------------------- validation */
+
+/*
+ * What ext4 (or this writer) cannot hold, refused with the path before
+ * anything is written: these are limits of the input, not bugs.
+ */
+static int check_one(struct sb_node *n, void *ctx)
+{
+	struct writer *w = ctx;
+	const struct sb_node *pn = primary(n);
+	char path[4096], why[160] = "";
+	uint64_t xbytes = 0;
+	unsigned int i;
+	size_t len;
+
+	if (n->parent && strlen(n->name) > EXT2_NAME_LEN)
+		snprintf(why, sizeof(why), "its name is %zu bytes long, "
+			 "ext4 holds at most %d", strlen(n->name),
+			 EXT2_NAME_LEN);
+	else if (n->link)
+		return 0;
+	else if (S_ISLNK(n->mode) &&
+		 ((len = strlen(n->symlink)) == 0 || len >= SB_BLOCK_SIZE))
+		snprintf(why, sizeof(why), "a symlink target of %zu bytes "
+			 "(ext4 holds 1 to %u)", len, SB_BLOCK_SIZE - 1);
+	else if (!S_ISDIR(n->mode) && n->nlink > EXT4_LINK_MAX)
+		snprintf(why, sizeof(why), "%u hard links (ext4 holds at most "
+			 "%d for a file)", n->nlink, EXT4_LINK_MAX);
+	else if ((S_ISCHR(n->mode) || S_ISBLK(n->mode)) &&
+		 (n->rdev_major > 0xfff || n->rdev_minor > 0xfffff))
+		snprintf(why, sizeof(why), "device number %u:%u (ext4 holds "
+			 "majors to 4095, minors to 1048575)", n->rdev_major,
+			 n->rdev_minor);
+	else if (S_ISREG(n->mode) &&
+		 (n->size + SB_BLOCK_SIZE - 1) / SB_BLOCK_SIZE > MAX_FILE_BLOCKS)
+		snprintf(why, sizeof(why), "%llu bytes (this builder writes "
+			 "files up to %llu GiB)", (unsigned long long)n->size,
+			 (unsigned long long)(MAX_FILE_BLOCKS >> 18));
+	else if (pn->mtime < TIME_MIN || pn->mtime > TIME_MAX)
+		snprintf(why, sizeof(why), "mtime %lld is outside ext4's "
+			 "1901 to 2446", (long long)pn->mtime);
+	if (!why[0]) {
+		for (i = 0; i < n->nxattrs; i++)
+			xbytes += 16 + ((strlen(n->xattrs[i].name) + 3) & ~3UL) +
+				  ((n->xattrs[i].len + 3) & ~3UL);
+		if (xbytes > XATTR_ROOM)
+			snprintf(why, sizeof(why), "%llu bytes of extended "
+				 "attributes (ext4 holds about %u here)",
+				 (unsigned long long)xbytes, XATTR_ROOM);
+	}
+	if (!why[0])
+		return 0;
+	sb_node_path(n, path, sizeof(path));
+	err_report(0, "change or leave out that entry in the input",
+		   "cannot flatten /%s: %s", path, why);
+	w->err = EXT2_ET_INVALID_ARGUMENT;
+	return -1;
+}
+
 /* ------------------------------------------------------------- nodes */
 
 static int alloc_one(struct sb_node *n, void *ctx)
@@ -530,10 +609,18 @@ static int set_lost_found(struct writer *w)
 {
 	struct sb_node *root = w->t->root, *k, *lf = NULL, **pp;
 
-	for (k = root->kids; k; k = k->next)
-		if (!strcmp(k->name, "lost+found") && S_ISDIR(k->mode) &&
-		    !k->link)
-			lf = k;
+	for (k = root->kids; k; k = k->next) {
+		if (strcmp(k->name, "lost+found"))
+			continue;
+		if (!S_ISDIR(primary(k)->mode) || k->link) {
+			err_report(0, "rename or leave out /lost+found in the "
+				   "input", "cannot flatten: /lost+found is "
+				   "not a directory (ext4 needs one there)");
+			w->err = EXT2_ET_INVALID_ARGUMENT;
+			return -1;
+		}
+		lf = k;
+	}
 	if (!lf) {
 		lf = &w->lf_node;
 		memset(lf, 0, sizeof(*lf));
@@ -553,9 +640,13 @@ static int set_lost_found(struct writer *w)
 	lf->first_block = w->g->lost_found;
 	lf->nblocks = SB_LOST_FOUND_BLOCKS;
 	w->lost_found = lf;
-	if (sb_layout_node_blocks(lf) > SB_LOST_FOUND_BLOCKS)
-		return fail(w, EXT2_ET_DIR_CORRUPTED,
-			    "/lost+found has too many entries");
+	if (sb_layout_node_blocks(lf) > SB_LOST_FOUND_BLOCKS) {
+		err_report(0, "move the entries out of /lost+found in the "
+			   "input", "cannot flatten: /lost+found holds more "
+			   "entries than its %u blocks", SB_LOST_FOUND_BLOCKS);
+		w->err = EXT2_ET_INVALID_ARGUMENT;
+		return -1;
+	}
 	return 0;
 }
 
@@ -582,6 +673,8 @@ int sb_ext4_write(struct sb_tree *t, const struct sb_ext4_opts *o, int fd,
 	errcode_t err;
 
 	initialize_ext2_error_table();
+	if (sb_tree_walk(t, check_one, &w))
+		return -1;
 	if (sb_layout_geometry(t, o->chunk_size, o->fs_size, g))
 		return -1;
 	if (ftruncate(fd, 0) < 0 ||
@@ -595,7 +688,7 @@ int sb_ext4_write(struct sb_tree *t, const struct sb_ext4_opts *o, int fd,
 		goto fail;
 	/* lost+found must be in the tree before placement skips it. */
 	if (set_lost_found(&w))
-		goto fail;
+		goto out_fs;
 	if (sb_layout_place(t, g))
 		goto out_fs;
 	if (sb_tree_walk(t, alloc_one, &w) || sb_tree_walk(t, write_one, &w))

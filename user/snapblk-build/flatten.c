@@ -117,6 +117,13 @@ static int read_input(const struct sb_flatten_opts *o, struct sb_tree *t)
 	if (o->oci) {
 		if (sb_oci_open(o->oci, &img))
 			return -1;
+		if (img.nlayers > SB_FLATTEN_MAX_LAYERS) {
+			err_report(0, "flatten the image to fewer layers",
+				   "cannot flatten %s: %u layers, at most %d",
+				   o->oci, img.nlayers, SB_FLATTEN_MAX_LAYERS);
+			sb_oci_free(&img);
+			return -1;
+		}
 		for (i = 0; i < img.nlayers && !ret; i++) {
 			if (o->verbose)
 				fprintf(stderr, "%s: layer %u: %s\n",

@@ -196,6 +196,12 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 	g->ipg = SB_INODES_PER_GROUP;
 	inodes = inodes_needed(&c, chunk_size, g->inode_factor);
 
+	if (fs_size > SB_FS_SIZE_MAX) {
+		err_report(EFBIG, "give at most 16T", "--fs-size %llu GiB is "
+			   "larger than this builder writes",
+			   (unsigned long long)(fs_size >> 30));
+		return -1;
+	}
 	if (fs_size) {
 		size = fs_size / SB_BLOCK_SIZE;
 		if (size > SB_BLOCKS_PER_GROUP)
@@ -208,7 +214,8 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 		 * fit.
 		 */
 		while (inodes > (uint64_t)g->groups * g->ipg) {
-			if (g->ipg < SB_INODES_PER_GROUP_MAX) {
+			if (g->ipg < SB_INODES_PER_GROUP_MAX &&
+			    (uint64_t)g->groups * g->ipg * 2 < (1ULL << 32)) {
 				g->ipg *= 2;
 			} else if (g->inode_factor > 8) {
 				g->inode_factor /= 2;
@@ -228,7 +235,7 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 				   "--fs-size %llu MiB is too small for %llu "
 				   "MiB of data",
 				   (unsigned long long)(fs_size >> 20),
-				   (unsigned long long)(c.blocks >> 8));
+				   (unsigned long long)((c.blocks + 255) >> 8));
 			return -1;
 		}
 		if (inodes > (uint64_t)g->groups * g->ipg) {
@@ -250,7 +257,7 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 		if (8 * need + meta_blocks(g) <= g->blocks &&
 		    inodes <= (uint64_t)g->groups * g->ipg)
 			return 0;
-		if (size >= (1ULL << 46)) {
+		if (size >= SB_FS_SIZE_MAX) {
 			err_report(EFBIG, NULL, "the tree is too large to "
 				   "flatten (%llu blocks)",
 				   (unsigned long long)c.blocks);

@@ -26,6 +26,7 @@
 #define SB_INODES_PER_GROUP_MAX	32768U	/* one bitmap block */
 #define SB_LAYOUT_MAX_LAYERS	128
 #define SB_INODE_FACTOR		16	/* inode room per layer, by default */
+#define SB_FS_SIZE_MAX		(1ULL << 44)	/* 16 TiB: inode counts fit 32 bits */
 #define SB_LOST_FOUND_INO	11U
 #define SB_LOST_FOUND_BLOCKS	4U
 
