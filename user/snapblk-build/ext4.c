@@ -701,7 +701,11 @@ int sb_ext4_write(struct sb_tree *t, const struct sb_ext4_opts *o, int fd,
 	}
 	return 0;
 fail:
-	err_report(0, "this is a bug in snapblk-build if the tree is valid; "
+	/* libext2fs passes system errors on as errno values. */
+	err_report(0, w.err > 0 && w.err < 4096 ?
+		   "check the free space and permissions where the image "
+		   "goes (--image-out or --tmpdir)" :
+		   "this is a bug in snapblk-build if the input is valid; "
 		   "please report it with the input",
 		   "cannot flatten: %s: %s", w.what, error_message(w.err));
 out_fs:
