@@ -427,8 +427,8 @@ enum snapblk_clone_stat {
  * accept any value; it shows when two images cannot share chunks because
  * they were laid out differently.  Was __reserved (always 0) before.
  */
-#define SNAPBLK_LAYOUT_RAW		0	/* an image file as given, or a
-						 * snapblk 0.6 build (mke2fs) */
+/* 0: an image file as given, or a snapblk 0.6 build (mke2fs) */
+#define SNAPBLK_LAYOUT_RAW		0
 #define SNAPBLK_LAYOUT_STABLE1		1	/* dedup-stable layout, version 1 */
 
 /* Unsealed manifest header: nothing in it is secret.  48 bytes. */
