@@ -58,7 +58,8 @@ static const char usage_text[] =
 "manifest for the snapblk lazy block device, and check such images.\n"
 "\n"
 "Commands:\n"
-"  create IMAGE|--from-dir DIR|--from-tar FILE --store DIR --key-file K\n"
+"  create IMAGE|--from-dir DIR|--from-tar FILE|--layer FILE...|\n"
+"         --from-oci DIR[:REF] --store DIR --key-file K\n"
 "         [--secret-file S] [--chunk-size N] -o MANIFEST\n"
 "                      build an image: write its new chunks to the store\n"
 "                      and its manifest, sealed with the tenant key\n"
@@ -84,7 +85,9 @@ static const char usage_text[] =
 
 static const char create_help[] =
 "usage: snapblk-build create IMAGE --store DIR --key-file K -o MANIFEST\n"
-"       snapblk-build create --from-dir DIR|--from-tar FILE ...\n"
+"       snapblk-build create --from-dir DIR|--from-tar FILE|\n"
+"                            --layer FILE [--layer FILE...]|\n"
+"                            --from-oci DIR[:REF] ...\n"
 "\n"
 "Cut IMAGE (a raw image file or a block device) into chunks, encrypt\n"
 "each with a key derived from its content and the convergence secret,\n"
