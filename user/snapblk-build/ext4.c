@@ -26,6 +26,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include "ext4.h"
+#include "hex.h"
 #include "util.h"
 
 #define EXTENT_MAX_LEN	32768U
@@ -68,20 +69,19 @@ static int fail(struct writer *w, errcode_t err, const char *fmt, ...)
 	return -1;
 }
 
+/* A UUID, with its four dashes or none, through the library's sb_unhex(). */
 static int parse_uuid(const char *s, uint8_t out[16])
 {
-	int i, n = 0;
-	unsigned int v;
+	char hex[33];
+	size_t i, n = 0;
 
-	for (i = 0; i < 16; i++) {
-		if (*s == '-' && (i == 4 || i == 6 || i == 8 || i == 10))
-			s++;
-		if (sscanf(s, "%2x%n", &v, &n) != 1 || n != 2)
-			return -EINVAL;
-		out[i] = v;
-		s += 2;
+	for (i = 0; s[i] && n < sizeof(hex) - 1; i++) {
+		if (s[i] == '-' && (n == 8 || n == 12 || n == 16 || n == 20))
+			continue;
+		hex[n++] = s[i];
 	}
-	return *s ? -EINVAL : 0;
+	hex[n] = '\0';
+	return s[i] ? -EINVAL : sb_unhex(hex, out, 16);
 }
 
 /* ------------------------------------------------------------ shape */

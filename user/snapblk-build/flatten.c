@@ -139,15 +139,10 @@ static int read_input(const struct sb_flatten_opts *o, struct sb_tree *t)
 	return ret;
 }
 
-struct data_ctx {
-	int fd;
-	const char *image;
-};
-
 static int write_data(struct sb_node *n, uint64_t off, const void *buf,
 		      size_t len, void *ctx)
 {
-	struct data_ctx *d = ctx;
+	int fd = *(int *)ctx;
 	uint64_t at = n->first_block * SB_BLOCK_SIZE + off;
 	const uint8_t *p = buf;
 	ssize_t w;
@@ -155,7 +150,7 @@ static int write_data(struct sb_node *n, uint64_t off, const void *buf,
 	if (off + len > n->size || !n->first_block)
 		return -EFBIG;
 	while (len) {
-		w = pwrite(d->fd, p, len, at);
+		w = pwrite(fd, p, len, at);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
@@ -180,7 +175,6 @@ int sb_flatten_run(const struct sb_flatten_opts *o, struct sb_flatten *f)
 		.fs_size = o->fs_size,
 	};
 	struct sb_geom g;
-	struct data_ctx d;
 	struct sb_tree *t;
 	int ret = -1;
 
@@ -203,15 +197,9 @@ int sb_flatten_run(const struct sb_flatten_opts *o, struct sb_flatten *f)
 	if (sb_ext4_write(t, &eo, f->fd, &g))
 		goto out;
 	free(g.itable);
-	f->fs_size = g.blocks * SB_BLOCK_SIZE;
-	f->nodes = t->nodes;
-	f->inodes = t->inodes;
-	f->data_blocks = g.data_blocks;
 	if (o->verbose)
 		fprintf(stderr, "%s: copying file data\n", prog_name);
-	d.fd = f->fd;
-	d.image = f->image;
-	if (sb_tree_read_data(t, write_data, &d))
+	if (sb_tree_read_data(t, write_data, &f->fd))
 		goto out;
 	if (fsync(f->fd) < 0) {
 		err_report(errno, "check the free space where the image goes",

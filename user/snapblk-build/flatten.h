@@ -48,10 +48,7 @@ struct sb_flatten_opts {
 struct sb_flatten {
 	int fd;			/* the image, open read-write; -1: none */
 	char image[PATH_MAX];	/* a path that opens it */
-	uint64_t fs_size;
 	uint32_t layout;	/* SNAPBLK_LAYOUT_* for the manifest */
-	uint64_t nodes, inodes;	/* names and inodes in the tree */
-	uint64_t data_blocks;	/* blocks of data and metadata placed */
 };
 
 /* Default epoch: $SOURCE_DATE_EPOCH if set and valid, else the constant. */

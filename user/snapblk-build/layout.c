@@ -190,7 +190,6 @@ int sb_layout_geometry(struct sb_tree *t, uint32_t chunk_size,
 	memset(&c, 0, sizeof(c));
 	sb_tree_walk(t, count_one, &c);
 	/* Packing into whole chunks wastes half a chunk per bucket. */
-	g->data_blocks = c.blocks;
 	need = c.blocks + c.blocks / 2 + 2ULL * g->chunk_blocks;
 	g->inode_factor = SB_INODE_FACTOR;
 	g->ipg = SB_INODES_PER_GROUP;

@@ -36,7 +36,6 @@ struct sb_geom {
 	uint32_t groups;
 	uint32_t chunk_blocks;		/* blocks per image chunk */
 	uint32_t journal_blocks;
-	uint64_t data_blocks;		/* estimated data blocks of the tree */
 	uint32_t inode_factor;		/* a layer's inode region, x its need */
 	uint32_t ipg;			/* inodes per group */
 	uint32_t roomy;			/* 1: a chunk of room after each run */
