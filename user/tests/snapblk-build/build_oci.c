@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "capture.h"
 
 #include "chunk.h"
 #include "hex.h"
@@ -190,24 +191,24 @@ static size_t put_image(const char *dir, const char *mt, const char *ct,
 }
 
 /* sb_oci_open() with its stderr caught in self->err. */
+struct open_args {
+	const char *spec;
+	struct sb_oci_image *img;
+};
+
+static int do_open(void *arg)
+{
+	struct open_args *a = arg;
+
+	return sb_oci_open(a->spec, a->img);
+}
+
 static int open_err(const char *spec, struct sb_oci_image *img, char *err,
 		    size_t len)
 {
-	FILE *tmp = tmpfile();
-	int saved = dup(2), ret;
-	size_t n;
+	struct open_args a = { spec, img };
 
-	fflush(stderr);
-	dup2(fileno(tmp), 2);
-	ret = sb_oci_open(spec, img);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	rewind(tmp);
-	n = fread(err, 1, len - 1, tmp);
-	err[n] = '\0';
-	fclose(tmp);
-	return ret;
+	return with_stderr(do_open, &a, err, len);
 }
 
 #define OPEN(spec) open_err(spec, &self->img, self->err, sizeof(self->err))

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "capture.h"
 #include "tree.h"
 #include "util.h"
 
@@ -288,26 +289,6 @@ static const char *got_file(struct got *g, const char *path,
 		}
 	}
 	return NULL;
-}
-
-/* Run @fn with stderr into @buf. */
-static int with_stderr(int (*fn)(void *), void *arg, char *buf, size_t len)
-{
-	FILE *tmp = tmpfile();
-	int saved = dup(2), ret;
-	size_t n;
-
-	fflush(NULL);
-	dup2(fileno(tmp), 2);
-	ret = fn(arg);
-	fflush(NULL);
-	dup2(saved, 2);
-	close(saved);
-	rewind(tmp);
-	n = fread(buf, 1, len - 1, tmp);
-	buf[n] = '\0';
-	fclose(tmp);
-	return ret;
 }
 
 FIXTURE(tmp) {
